@@ -1,0 +1,159 @@
+"""The ``matloop`` command line: validate, run, status, resume, export (and plug-in command groups)."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agent.campaign import Campaign, validate
+from agent.errors import ConfigError, MatloopError, StoreError
+from agent.store.store import Store
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(help="Autonomous closed-loop materials discovery.", no_args_is_help=True, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Store URL, when CAMPAIGN is a name, not a file.")]
+
+
+def _bad(exc: Exception) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _open(campaign: str, store: str | None) -> Campaign:
+    path = Path(campaign)
+    if store is None and path.suffix in (".yaml", ".yml"):
+        return Campaign.from_yaml(path)
+    if store is None:
+        raise ConfigError([f"{campaign!r} is not a campaign file (.yaml); to open a campaign by name give --store URL"])
+    return Campaign.open(campaign, store)
+
+
+@app.command("validate")
+def validate_cmd(file: Path) -> None:
+    """Check a campaign file without running anything (exit 0 valid, 2 invalid)."""
+    try:
+        spec, measured = validate(file)
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    out.print(f"[green]ok[/]: {file} — campaign {spec.name!r}, seed {spec.seed}", highlight=False)
+    out.print(f"  inputs: {', '.join(spec.space.input_names())}", highlight=False)
+    out.print(f"  objectives: {', '.join(f'{o.direction} {o.name} [{o.unit}]' for o in spec.objectives)}", highlight=False)
+    out.print(f"  measured: {', '.join(sorted(measured))}", highlight=False)
+    out.print(f"  budget: {spec.budget.experiments} experiments on {spec.budget.lanes} lane(s); strategy {spec.strategy.name}", highlight=False)
+
+
+def _run(campaign: Campaign, *, resume: bool, quiet: bool) -> None:
+    from agent.display import LiveView, summary
+
+    row = campaign.row
+    done = 0
+    if row is not None and row.id is not None:
+        done = sum(e.state in ("completed", "failed") for e in campaign.store.experiments(row.id))
+    try:
+        with LiveView(campaign, out if not quiet else Console(quiet=True), done_before=done) as view:
+            result = campaign.resume(view) if resume else campaign.run(view)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: state recorded; continue with `matloop resume {campaign.source}`", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except StoreError as exc:
+        raise _bad(exc) from None
+    except MatloopError as exc:
+        err.print(f"[bold red]campaign failed:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    summary(campaign, result, out)
+
+
+@app.command("run")
+def run_cmd(
+    file: Path,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
+) -> None:
+    """Run a campaign from its YAML file until a stop rule fires."""
+    try:
+        campaign = Campaign.from_yaml(file)
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    _run(campaign, resume=False, quiet=quiet)
+
+
+@app.command("resume")
+def resume_cmd(
+    campaign: str,
+    store: StoreOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Continue an interrupted campaign: nothing recorded is lost, nothing done is repeated."""
+    try:
+        c = _open(campaign, store)
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    _run(c, resume=True, quiet=quiet)
+
+
+@app.command("status")
+def status_cmd(campaign: str, store: StoreOpt = None) -> None:
+    """Experiments, their states, objective values and failures."""
+    from agent.display import status_table, summary
+
+    try:
+        c = _open(campaign, store)
+        if c.row is None:
+            raise StoreError(f"campaign {c.spec.name!r} has not been run yet (store {c.location.url})")
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    out.print(status_table(c))
+    summary(c, None, out)
+
+
+@app.command("export")
+def export_cmd(
+    campaign: str,
+    format: Annotated[str, typer.Option("--format", "-f", help="csv, parquet or json")] = "csv",
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: <name>.<format>)")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write every experiment (conditions, measurements with σ, states) as a table."""
+    try:
+        c = _open(campaign, store)
+        if c.row is None:
+            raise StoreError(f"campaign {c.spec.name!r} has not been run yet (store {c.location.url})")
+        path = c.export(output or Path(f"{c.spec.name}.{format}"), format)
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    out.print(f"wrote {path}", highlight=False)
+
+
+@app.command("campaigns")
+def campaigns_cmd(store: str) -> None:
+    """List the campaigns recorded in a store."""
+    try:
+        s = Store(store, Path("."))
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    for c in s.campaigns():
+        out.print(f"{c.name}\t{c.status}\t{c.stop_reason}", highlight=False)
+
+
+def _mount_plugins() -> None:
+    for ep in entry_points(group="matloop.commands"):
+        try:
+            app.add_typer(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken plug-in must not break the core commands
+            err.print(f"warning: command plug-in {ep.name!r} failed to load: {exc}")
+
+
+def main() -> None:
+    _mount_plugins()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)

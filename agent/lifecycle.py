@@ -1,0 +1,47 @@
+"""The experiment lifecycle as an enum with guarded transitions."""
+
+from __future__ import annotations
+
+import enum
+
+from agent.errors import IllegalTransition
+
+
+class ExperimentState(enum.StrEnum):
+    PROPOSED = "proposed"
+    SUBMITTED = "submitted"
+    SYNTHESIZED = "synthesized"
+    IMAGED = "imaged"
+    ANALYZED = "analyzed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+S = ExperimentState
+TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.ABANDONED})
+_FORWARD: dict[ExperimentState, frozenset[ExperimentState]] = {
+    S.PROPOSED: frozenset({S.SUBMITTED}),
+    S.SUBMITTED: frozenset({S.SYNTHESIZED}),
+    # without an imager, measurements come from the characterizer alone
+    S.SYNTHESIZED: frozenset({S.IMAGED, S.ANALYZED}),
+    S.IMAGED: frozenset({S.ANALYZED}),
+    S.ANALYZED: frozenset({S.COMPLETED}),
+}
+ALLOWED: dict[ExperimentState, frozenset[ExperimentState]] = {
+    s: (_FORWARD.get(s, frozenset()) | ({S.FAILED, S.ABANDONED} if s not in TERMINAL else frozenset()))
+    for s in ExperimentState
+}
+
+
+def can_transition(old: ExperimentState, new: ExperimentState) -> bool:
+    return new in ALLOWED[old]
+
+
+def check_transition(old: ExperimentState | str, new: ExperimentState | str) -> ExperimentState:
+    """Returns ``new`` as a state if the move is legal, else raises ``IllegalTransition``."""
+    o, n = ExperimentState(old), ExperimentState(new)
+    if n not in ALLOWED[o]:
+        valid = ", ".join(sorted(ALLOWED[o])) or "none (terminal state)"
+        raise IllegalTransition(f"an experiment cannot go from {o} to {n}; from {o} it may go to: {valid}")
+    return n

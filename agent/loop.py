@@ -1,0 +1,385 @@
+"""The closed loop: one asyncio lane per parallel slot drives experiments through their lifecycle.
+
+Each lane takes a proposal (asked jointly when several lanes are free, conditioned on pending ones),
+commits each transition before its side effect, and survives instrument faults: transient ones are
+retried with backoff under the same idempotency key, permanent ones fail the experiment, never the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.lab import Lab
+from agent.lifecycle import TERMINAL, ExperimentState
+from agent.results import Scored, best, score, stale_for, target_reached
+from agent.spec import CampaignSpec
+from agent.store import Campaign, Experiment, ImageFile, MeasuredValue, Store
+from imaging.base import ImageInput, ImagingError
+from instruments.base import (
+    InstrumentError,
+    Micrograph,
+    PermanentFault,
+    RequestState,
+    Sample,
+    SynthesisRequest,
+)
+from surrogate.base import Observation, Strategy
+
+S = ExperimentState
+T = TypeVar("T")
+
+
+@dataclass
+class Update:
+    """A progress report for whoever watches the loop (the CLI's live table, a notebook)."""
+
+    kind: str  # "proposed" | "completed" | "failed" | "stopping"
+    experiment: Experiment | None = None
+    values: dict[str, tuple[float, float]] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class RunResult:
+    status: str  # "completed" | "interrupted"
+    stop_reason: str
+    lab_time_s: float
+    wall_time_s: float
+
+
+Observer = Callable[[Update], None]
+
+
+class Agent:
+    """Runs one campaign against its lab, strategy and store. ``run`` also resumes an interrupted campaign."""
+
+    def __init__(
+        self,
+        spec: CampaignSpec,
+        store: Store,
+        campaign: Campaign,
+        lab: Lab,
+        strategy: Strategy,
+        *,
+        observer: Observer | None = None,
+    ) -> None:
+        self.spec, self.store, self.campaign, self.lab, self.strategy = spec, store, campaign, lab, strategy
+        assert campaign.id is not None
+        self.cid: int = campaign.id
+        self.observer = observer or (lambda _u: None)
+        self._ask_lock = asyncio.Lock()
+        self._queue: list[Experiment] = []
+        self._resumable: list[Experiment] = []
+        self._pending: dict[int, Experiment] = {}
+        self._scored: list[Scored] = []
+        self._count = 0
+        self._idle = 0
+        self._stop_reason = ""
+        self._t0 = 0.0
+        self._lab_offset = campaign.lab_time_s
+        self._wall0 = 0.0
+
+    # --- clock -------------------------------------------------------------------------------------
+    def lab_time(self) -> float:
+        return self._lab_offset + (asyncio.get_running_loop().time() - self._t0)
+
+    # --- main --------------------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        self._t0 = asyncio.get_running_loop().time()
+        self._wall0 = time.monotonic()
+        self._rebuild()
+        self.store.set_campaign_status(self.cid, "running", lab_time_s=self._lab_offset)
+        lanes = [asyncio.create_task(self._lane(i), name=f"lane-{i}") for i in range(self.spec.budget.lanes)]
+        try:
+            await asyncio.gather(*lanes)
+        except asyncio.CancelledError:
+            for t in lanes:
+                t.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            self.store.set_campaign_status(
+                self.cid, "interrupted", reason="stopped by the user", lab_time_s=self.lab_time()
+            )
+            raise
+        except BaseException:
+            for t in lanes:
+                t.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            self.store.set_campaign_status(
+                self.cid, "failed", reason=traceback.format_exc(limit=3)[-2000:], lab_time_s=self.lab_time()
+            )
+            raise
+        for exp in self._queue:  # proposed but never started once a stop rule fired
+            self.store.transition(
+                _id(exp), S.ABANDONED, lab_time_s=self.lab_time(), reason=f"campaign stopped: {self._stop_reason}"
+            )
+        self._queue.clear()
+        reason = self._stop_reason or "budget spent"
+        self.store.set_campaign_status(self.cid, "completed", reason=reason, lab_time_s=self.lab_time())
+        return RunResult("completed", reason, self.lab_time(), time.monotonic() - self._wall0)
+
+    def _rebuild(self) -> None:
+        """Tells the strategy every finished experiment and queues unfinished ones, from the store alone."""
+        exps = self.store.experiments(self.cid)
+        measured = self.store.measurements(self.cid)
+        told: list[Observation] = []
+        for exp in exps:
+            state = S(exp.state)
+            if state == S.ABANDONED:
+                continue
+            self._count += 1
+            if state == S.COMPLETED:
+                values = {m.name: (m.value, m.sigma) for m in measured.get(_id(exp), [])}
+                told.append(self._observation(exp, values))
+                self._note_score(exp, values)
+            elif state == S.FAILED:
+                told.append(Observation(dict(exp.conditions), {}, failed=True, reason=exp.failure_reason))
+            else:
+                self._resumable.append(exp)
+                self._pending[_id(exp)] = exp
+        if told:
+            self.strategy.tell(told)
+        if self._resumable:
+            self.store.log(
+                self.cid, "resume", {"in_flight": [e.index for e in self._resumable]}, lab_time_s=self._lab_offset
+            )
+
+    async def _lane(self, lane: int) -> None:
+        while True:
+            exp = self._resumable.pop(0) if self._resumable else await self._next()
+            if exp is None:
+                return
+            await self._drive(exp)
+
+    # --- proposals ---------------------------------------------------------------------------------
+    def _stop_rule(self) -> str:
+        b = self.spec.budget
+        if self._count >= b.experiments:
+            return f"experiment budget of {b.experiments} reached"
+        if b.lab_time_h is not None and self.lab_time() >= b.lab_time_h * 3600:
+            return f"lab-time budget of {b.lab_time_h:g} h reached"
+        if b.wall_time_s is not None and time.monotonic() - self._wall0 >= b.wall_time_s:
+            return f"wall-time budget of {b.wall_time_s:g} s reached"
+        if self.spec.stopping.target and any(target_reached(self.spec, s) for s in self._scored):
+            return "target reached"
+        rule = self.spec.stopping.no_improvement
+        if rule and len(self._scored) >= rule.experiments and stale_for(self.spec, self._scored) >= rule.experiments:
+            return f"no improvement in {rule.experiments} experiments"
+        return ""
+
+    async def _next(self) -> Experiment | None:
+        self._idle += 1
+        await asyncio.sleep(0)  # let other lanes that are free at this instant join one joint ask
+        try:
+            async with self._ask_lock:
+                if not self._queue:
+                    reason = self._stop_rule()
+                    if reason:
+                        if not self._stop_reason:
+                            self._stop_reason = reason
+                            self.store.log(self.cid, "stop", {"reason": reason}, lab_time_s=self.lab_time())
+                            self.observer(Update("stopping", message=reason))
+                        return None
+                    n = max(1, min(self._idle, self.spec.budget.experiments - self._count))
+                    self._propose(n)
+                return self._queue.pop(0) if self._queue else None
+        finally:
+            self._idle -= 1
+
+    def _propose(self, n: int) -> None:
+        pending = [dict(e.conditions) for e in self._pending.values()]
+        proposals = self.strategy.ask(n, pending)
+        for p in proposals[:n]:
+            problems = self.spec.space.check(p.conditions)
+            if problems:
+                raise PermanentFault(f"strategy proposed conditions outside the space: {problems}", code="bad_proposal")
+            prefix = f"{self.spec.name}-{self.campaign.spec_hash[:10]}"
+            state = {
+                "predictions": {k: list(v) for k, v in p.predictions.items()},
+                "acquisition_value": p.acquisition_value,
+                **p.model_state,
+            }
+            exp = self.store.propose(
+                self.cid, prefix, dict(p.conditions), generator=p.generator, model_state=state, lab_time_s=self.lab_time()
+            )
+            self._count += 1
+            self._queue.append(exp)
+            self._pending[_id(exp)] = exp
+            self.observer(Update("proposed", exp))
+
+    # --- one experiment ----------------------------------------------------------------------------
+    async def _drive(self, exp: Experiment) -> None:
+        eid = _id(exp)
+        state = S(exp.state)
+        try:
+            sample: Sample | None = None
+            if state == S.PROPOSED:
+                exp = self.store.transition(eid, S.SUBMITTED, lab_time_s=self.lab_time(), payload={"key": exp.key})
+                state = S.SUBMITTED
+                sample = await self._synthesize(exp, reconcile=False)
+            elif state == S.SUBMITTED:
+                sample = await self._synthesize(exp, reconcile=True)
+            if state == S.SUBMITTED:
+                assert sample is not None
+                exp = self.store.record_sample(
+                    eid,
+                    sample_id=sample.sample_id,
+                    duration_s=sample.duration_s,
+                    attributes=_jsonable(dict(sample.attributes)),
+                    truth=_jsonable(dict(sample.truth)) if sample.truth is not None else None,
+                    lab_time_s=self.lab_time(),
+                )
+                state = S.SYNTHESIZED
+            if sample is None and state in (S.SYNTHESIZED, S.IMAGED):
+                sample = self._stored_sample(exp)
+            if state == S.SYNTHESIZED and self.lab.imager is not None:
+                imager = self.lab.imager
+                micrographs = await self._with_retries(exp, "imaging", lambda: imager.acquire(sample))  # type: ignore[arg-type]
+                images = [ImageFile(m.path, m.pixel_size_um, dict(m.metadata), _jsonable(m.truth)) for m in micrographs]
+                exp = self.store.record_micrographs(eid, images, lab_time_s=self.lab_time())
+                state = S.IMAGED
+            if state in (S.SYNTHESIZED, S.IMAGED):
+                assert sample is not None
+                values = await self._measure(exp, sample)
+                exp = self.store.record_measurements(eid, values, lab_time_s=self.lab_time())
+                state = S.ANALYZED
+            if state == S.ANALYZED:
+                self._complete(exp)
+        except PermanentFault as fault:
+            self._fail(exp, fault.code, fault.reason)
+
+    async def _synthesize(self, exp: Experiment, *, reconcile: bool) -> Sample:
+        synth = self.lab.synthesizer
+        request = SynthesisRequest(key=exp.key, conditions=dict(exp.conditions), campaign=self.spec.name)
+        if reconcile:
+            status = await self._with_retries(exp, "status", lambda: synth.status(exp.key))
+            self.store.log(
+                self.cid,
+                "reconcile",
+                {"key": exp.key, "instrument_state": str(status.state)},
+                experiment_id=_id(exp),
+                lab_time_s=self.lab_time(),
+            )
+            if status.state == RequestState.DONE and status.sample is not None:
+                return status.sample
+            if status.state == RequestState.FAILED:
+                raise PermanentFault(status.reason or "the instrument reports the request failed", code="failed")
+            # UNKNOWN: never received, send it now; RUNNING: the same key returns the sample being made.
+        return await self._with_retries(exp, "synthesis", lambda: synth.synthesize(request))
+
+    async def _measure(self, exp: Experiment, sample: Sample) -> list[MeasuredValue]:
+        values: list[MeasuredValue] = []
+        analyzer = self.lab.analyzer
+        if analyzer is not None:
+            inputs = [
+                ImageInput(self.store.file_path(m), m.pixel_size_um, dict(m.meta))
+                for m in self.store.micrographs(_id(exp))
+            ]
+            try:
+                features = analyzer.analyze(inputs)
+            except ImagingError as exc:
+                raise PermanentFault(f"image analysis failed: {exc}", code="image_analysis") from exc
+            values += [
+                MeasuredValue(f.name, float(f.value), float(f.sigma), f.unit, f"imaging:{f.method}", analyzer.version)
+                for f in features
+            ]
+        characterizer = self.lab.characterizer
+        if characterizer is not None:
+            ms = await self._with_retries(exp, "characterization", lambda: characterizer.measure(sample))
+            values += [MeasuredValue(m.name, float(m.value), float(m.sigma), m.unit, m.source) for m in ms]
+        got = {v.name for v in values}
+        missing = [n for n in self.spec_metric_names() if n not in got]
+        if missing:
+            raise PermanentFault(f"no measurement of {', '.join(missing)} for this sample", code="missing_measurement")
+        return values
+
+    def spec_metric_names(self) -> list[str]:
+        names = [o.name for o in self.spec.objectives]
+        return names + [c.name for c in self.spec.outcome_constraints if c.name not in names]
+
+    async def _with_retries(self, exp: Experiment, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        policy = self.spec.retries
+        delay = policy.backoff_s
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except PermanentFault:
+                raise
+            except InstrumentError as fault:
+                if not fault.transient:
+                    raise PermanentFault(fault.reason, code=fault.code) from fault
+                if attempt >= policy.max_attempts:
+                    raise PermanentFault(
+                        f"{what} gave up after {attempt} attempts: {fault.reason}", code="retries_exhausted"
+                    ) from fault
+                attempt += 1
+                self.store.bump_attempt(_id(exp), reason=f"{what}: {fault.reason}", code=fault.code, lab_time_s=self.lab_time())
+                await asyncio.sleep(delay)
+                delay *= policy.backoff_factor
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a driver bug must not end the campaign; it fails this experiment
+                raise PermanentFault(f"{what} raised {type(exc).__name__}: {exc}", code="instrument_error") from exc
+
+    def _stored_sample(self, exp: Experiment) -> Sample:
+        row = self.store.sample(_id(exp))
+        if row is None:
+            raise PermanentFault("the store has no sample row for a synthesized experiment", code="store_inconsistent")
+        return Sample(row.sample_id, exp.key, dict(exp.conditions), row.duration_s, dict(row.attributes), row.truth)
+
+    def _complete(self, exp: Experiment) -> None:
+        eid = _id(exp)
+        values = {m.name: (m.value, m.sigma) for m in self.store.measurements(self.cid).get(eid, [])}
+        self.strategy.tell([self._observation(exp, values)])
+        exp = self.store.transition(eid, S.COMPLETED, lab_time_s=self.lab_time())
+        self._pending.pop(eid, None)
+        self._note_score(exp, values)
+        self.observer(Update("completed", exp, values))
+
+    def _fail(self, exp: Experiment, code: str, reason: str) -> None:
+        eid = _id(exp)
+        exp = self.store.transition(eid, S.FAILED, lab_time_s=self.lab_time(), failure_code=code, reason=reason)
+        self._pending.pop(eid, None)
+        self.strategy.tell([Observation(dict(exp.conditions), {}, failed=True, reason=reason)])
+        self.observer(Update("failed", exp, message=f"{code}: {reason}"))
+
+    def _observation(self, exp: Experiment, values: dict[str, tuple[float, float]]) -> Observation:
+        wanted = set(self.spec_metric_names())
+        return Observation(dict(exp.conditions), {k: v for k, v in values.items() if k in wanted})
+
+    def _note_score(self, exp: Experiment, values: dict[str, tuple[float, float]]) -> None:
+        s = score(self.spec, exp.index, values)
+        if s is not None:
+            self._scored.append(s)
+
+    def best(self) -> list[Scored]:
+        return best(self.spec, self._scored)
+
+
+def _id(exp: Experiment) -> int:
+    assert exp.id is not None
+    return exp.id
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types for the store (numpy scalars and arrays, paths, tuples)."""
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+__all__ = ["Agent", "Micrograph", "RunResult", "Update"]

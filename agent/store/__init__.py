@@ -1,0 +1,6 @@
+"""The campaign store (SQLModel on SQLite or PostgreSQL)."""
+
+from agent.store.models import Campaign, Event, Experiment, Measurement, Micrograph, Sample
+from agent.store.store import ImageFile, MeasuredValue, Store
+
+__all__ = ["Campaign", "Event", "Experiment", "ImageFile", "MeasuredValue", "Measurement", "Micrograph", "Sample", "Store"]
