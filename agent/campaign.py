@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from agent.assemble import build_lab, build_strategy, lab_is_simulated
 from agent.checks import check_spec
 from agent.errors import ConfigError, StoreError
-from agent.lab import build_lab, build_strategy, lab_is_simulated
 from agent.lifecycle import ExperimentState
 from agent.loop import Agent, Observer, RunResult
 from agent.results import Scored, best, score
@@ -95,7 +95,9 @@ class Campaign:
                 f"campaign {self.spec.name!r} already exists in {self.location.url} (status: {self.row.status}); "
                 f"use `matloop resume` to continue it, or give the campaign another name"
             )
-        self.store.create_campaign(self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source)
+        self.store.create_campaign(
+            self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
+        )
         return self._drive(observer, virtual_time)
 
     def resume(self, observer: Observer | None = None, *, virtual_time: bool | None = None) -> RunResult:

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from imaging.registry import analyzer_outputs
 from pydantic import ValidationError
+from surrogate.registry import validate_strategy_options
 
 from agent.errors import ConfigError
 from agent.spec import CampaignSpec
 from agent.yamlsrc import YamlSource, load_yaml
-from imaging.registry import analyzer_outputs
 from instruments.registry import InstrumentSpecError, instrument_class, instrument_outputs, validate_options
-from surrogate.registry import validate_strategy_options
 from surrogate.space import CategoricalParameter, CompositionParameter
 
 Loc = tuple[int | str, ...]

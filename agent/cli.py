@@ -46,9 +46,15 @@ def validate_cmd(file: Path) -> None:
         raise _bad(exc) from None
     out.print(f"[green]ok[/]: {file} — campaign {spec.name!r}, seed {spec.seed}", highlight=False)
     out.print(f"  inputs: {', '.join(spec.space.input_names())}", highlight=False)
-    out.print(f"  objectives: {', '.join(f'{o.direction} {o.name} [{o.unit}]' for o in spec.objectives)}", highlight=False)
+    out.print(
+        f"  objectives: {', '.join(f'{o.direction} {o.name} [{o.unit}]' for o in spec.objectives)}", highlight=False
+    )
     out.print(f"  measured: {', '.join(sorted(measured))}", highlight=False)
-    out.print(f"  budget: {spec.budget.experiments} experiments on {spec.budget.lanes} lane(s); strategy {spec.strategy.name}", highlight=False)
+    out.print(
+        f"  budget: {spec.budget.experiments} experiments on {spec.budget.lanes} lane(s); "
+        f"strategy {spec.strategy.name}",
+        highlight=False,
+    )
 
 
 def _run(campaign: Campaign, *, resume: bool, quiet: bool) -> None:

@@ -65,7 +65,9 @@ class LiveView:
             TimeElapsedColumn(),
             console=console,
         )
-        self.task = self.progress.add_task("run", total=campaign.spec.budget.experiments, note="", completed=done_before)
+        self.task = self.progress.add_task(
+            "run", total=campaign.spec.budget.experiments, note="", completed=done_before
+        )
         self.live: Live | None = None
 
     def __enter__(self) -> LiveView:
@@ -92,7 +94,9 @@ class LiveView:
             return
         exp = u.experiment
         if u.kind == "completed" and exp is not None:
-            vals = ", ".join(fmt_value(*u.values[o.name], o.unit) for o in self.campaign.spec.objectives if o.name in u.values)
+            vals = ", ".join(
+                fmt_value(*u.values[o.name], o.unit) for o in self.campaign.spec.objectives if o.name in u.values
+            )
             self.console.print(f"experiment {exp.index} completed: {vals}", highlight=False)
         elif u.kind == "failed" and exp is not None:
             self.console.print(f"experiment {exp.index} failed: {u.message}", highlight=False)
@@ -110,7 +114,9 @@ def summary(campaign: Campaign, result: RunResult | None, console: Console) -> N
     console.print(best_table(campaign, campaign.best(), limit=5, title=f"Campaign {campaign.spec.name}: best results"))
     lines = [
         f"status: {row.status}" + (f" ({row.stop_reason})" if row.stop_reason else ""),
-        "experiments: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + f" (budget {campaign.spec.budget.experiments})",
+        "experiments: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        + f" (budget {campaign.spec.budget.experiments})",
         f"lab time: {row.lab_time_s / 3600:.1f} h",
     ]
     if failures:
@@ -134,7 +140,9 @@ def status_table(campaign: Campaign) -> Table:
     for e in campaign.store.experiments(row.id):
         vals = {m.name: m for m in measured.get(e.id or -1, [])}
         cells = [str(e.index), e.state, str(e.attempt), e.generator]
-        cells += [fmt_value(vals[o.name].value, vals[o.name].sigma, o.unit) if o.name in vals else "" for o in spec.objectives]
+        cells += [
+            fmt_value(vals[o.name].value, vals[o.name].sigma, o.unit) if o.name in vals else "" for o in spec.objectives
+        ]
         cells.append(f"{e.failure_code}: {e.failure_reason}"[:80] if e.failure_code else "")
         table.add_row(*cells)
     return table

@@ -1,18 +1,11 @@
-"""Builds a campaign's lab (instruments and image analyzer) and strategy from its spec, through registries."""
+"""The instruments and image analyzer a campaign runs with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from agent.spec import CampaignSpec
 from imaging.base import ImageAnalyzer
-from imaging.registry import make_analyzer
 from instruments.base import Characterizer, Imager, Synthesizer
-from instruments.registry import InstrumentContext, instrument_class, load_instrument
-from surrogate.base import Strategy
-from surrogate.objectives import Goal
-from surrogate.registry import make_strategy
 
 
 @dataclass
@@ -27,30 +20,3 @@ class Lab:
         """True when every instrument runs on simulated time (then the loop may run on a virtual clock)."""
         parts = [self.synthesizer, self.imager, self.characterizer]
         return all(getattr(p, "simulated", False) for p in parts if p is not None)
-
-
-def build_lab(spec: CampaignSpec, workdir: Path) -> Lab:
-    ctx = InstrumentContext(seed=spec.seed, workdir=workdir, campaign=spec.name)
-    workdir.mkdir(parents=True, exist_ok=True)
-    inst = spec.instruments
-    return Lab(
-        synthesizer=load_instrument(inst.synthesizer.type, "synthesizer", inst.synthesizer.options, ctx),
-        imager=load_instrument(inst.imager.type, "imager", inst.imager.options, ctx) if inst.imager else None,
-        characterizer=(
-            load_instrument(inst.characterizer.type, "characterizer", inst.characterizer.options, ctx)
-            if inst.characterizer
-            else None
-        ),
-        analyzer=make_analyzer(spec.imaging.pipeline, spec.imaging.options) if spec.imaging else None,
-    )
-
-
-def lab_is_simulated(spec: CampaignSpec) -> bool:
-    """Whether every configured instrument declares ``simulated = True`` (checked on the class, nothing built)."""
-    refs = [r for r in (spec.instruments.synthesizer, spec.instruments.imager, spec.instruments.characterizer) if r]
-    return all(getattr(instrument_class(r.type), "simulated", False) for r in refs)
-
-
-def build_strategy(spec: CampaignSpec) -> Strategy:
-    goal = Goal(objectives=spec.objectives, outcome_constraints=spec.outcome_constraints)
-    return make_strategy(spec.strategy.name, spec.space, goal, spec.seed, dict(spec.strategy.options))

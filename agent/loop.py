@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.lab import Lab
-from agent.lifecycle import TERMINAL, ExperimentState
+from agent.lifecycle import ExperimentState
 from agent.results import Scored, best, score, stale_for, target_reached
 from agent.spec import CampaignSpec
 from agent.store import Campaign, Experiment, ImageFile, MeasuredValue, Store
@@ -205,7 +205,12 @@ class Agent:
                 **p.model_state,
             }
             exp = self.store.propose(
-                self.cid, prefix, dict(p.conditions), generator=p.generator, model_state=state, lab_time_s=self.lab_time()
+                self.cid,
+                prefix,
+                dict(p.conditions),
+                generator=p.generator,
+                model_state=state,
+                lab_time_s=self.lab_time(),
             )
             self._count += 1
             self._queue.append(exp)
@@ -319,7 +324,9 @@ class Agent:
                         f"{what} gave up after {attempt} attempts: {fault.reason}", code="retries_exhausted"
                     ) from fault
                 attempt += 1
-                self.store.bump_attempt(_id(exp), reason=f"{what}: {fault.reason}", code=fault.code, lab_time_s=self.lab_time())
+                self.store.bump_attempt(
+                    _id(exp), reason=f"{what}: {fault.reason}", code=fault.code, lab_time_s=self.lab_time()
+                )
                 await asyncio.sleep(delay)
                 delay *= policy.backoff_factor
             except (asyncio.CancelledError, KeyboardInterrupt):
@@ -335,7 +342,7 @@ class Agent:
 
     def _complete(self, exp: Experiment) -> None:
         eid = _id(exp)
-        values = {m.name: (m.value, m.sigma) for m in self.store.measurements(self.cid).get(eid, [])}
+        values = {m.name: (m.value, m.sigma) for m in self.store.measurements_of(eid)}
         self.strategy.tell([self._observation(exp, values)])
         exp = self.store.transition(eid, S.COMPLETED, lab_time_s=self.lab_time())
         self._pending.pop(eid, None)

@@ -216,7 +216,7 @@ def _valid_keys(loc: tuple[int | str, ...], data: Any) -> list[str]:
     model: Any = CampaignSpec
     node = data
     for part in loc:
-        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+        node = node[part] if _has(node, part) else None  # type: ignore[index]
         model = _step(model, part, node)
         if model is None:
             return []

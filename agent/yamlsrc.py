@@ -71,7 +71,9 @@ def _index(node: yaml.Node, loc: Loc, src: YamlSource) -> None:
             key = key_node.value
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlSyntaxError(f"{src.filename}:{line}: {format_loc(loc) or 'top level'}: keys must be plain names")
+                raise YamlSyntaxError(
+                    f"{src.filename}:{line}: {format_loc(loc) or 'top level'}: keys must be plain names"
+                )
             if key in seen:
                 raise YamlSyntaxError(
                     f"{src.filename}:{line}: {format_loc((*loc, key))}: duplicate key (first given on line {seen[key]})"

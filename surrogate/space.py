@@ -98,9 +98,7 @@ class CompositionParameter(_Frozen):
         lo = sum(c.low for c in self.components)
         hi = sum(c.high for c in self.components)
         if lo > self.total + 1e-9 or hi < self.total - 1e-9:
-            raise ValueError(
-                f"component bounds cannot sum to {self.total}: lows sum to {lo:g}, highs to {hi:g}"
-            )
+            raise ValueError(f"component bounds cannot sum to {self.total}: lows sum to {lo:g}, highs to {hi:g}")
         return self
 
 

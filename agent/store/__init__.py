@@ -3,4 +3,14 @@
 from agent.store.models import Campaign, Event, Experiment, Measurement, Micrograph, Sample
 from agent.store.store import ImageFile, MeasuredValue, Store
 
-__all__ = ["Campaign", "Event", "Experiment", "ImageFile", "MeasuredValue", "Measurement", "Micrograph", "Sample", "Store"]
+__all__ = [
+    "Campaign",
+    "Event",
+    "Experiment",
+    "ImageFile",
+    "MeasuredValue",
+    "Measurement",
+    "Micrograph",
+    "Sample",
+    "Store",
+]

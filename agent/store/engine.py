@@ -68,4 +68,6 @@ def migrate(engine: Engine) -> None:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
     except OperationalError as exc:
-        raise StoreError(f"cannot open the store at {engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
+        raise StoreError(
+            f"cannot open the store at {engine.url.render_as_string(hide_password=True)}: {exc.orig}"
+        ) from exc

@@ -327,6 +327,11 @@ class Store:
                 out.setdefault(m.experiment_id, []).append(m)
             return out
 
+    def measurements_of(self, experiment_id: int) -> list[Measurement]:
+        with self._session() as s:
+            q = select(Measurement).where(Measurement.experiment_id == experiment_id).order_by(col(Measurement.id))
+            return list(s.exec(q))
+
     def sample(self, experiment_id: int) -> Sample | None:
         with self._session() as s:
             return s.exec(select(Sample).where(Sample.experiment_id == experiment_id)).first()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ HAPPY = [S.PROPOSED, S.SUBMITTED, S.SYNTHESIZED, S.IMAGED, S.ANALYZED, S.COMPLET
 
 
 def test_happy_path_and_terminal_states() -> None:
-    for a, b in zip(HAPPY, HAPPY[1:], strict=False):
+    for a, b in pairwise(HAPPY):
         assert check_transition(a, b) == b
     for t in TERMINAL:
         assert ALLOWED[t] == frozenset()

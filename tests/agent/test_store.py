@@ -15,10 +15,7 @@ from agent.store.engine import head_revision
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/s.db"
-    else:
-        url = request.getfixturevalue("pg_url")
+    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = Store(url, tmp_path / "files")
     yield s
     s.close()
@@ -27,14 +24,20 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 def _full_experiment(store: Store, tmp_path: Path) -> tuple[int, int]:
     c = store.create_campaign("camp", "name: camp", "a" * 64, 11, "/x/camp.yaml")
     assert c.id is not None
-    e = store.propose(c.id, "camp-k", {"t": 900.0, "atm": "argon"}, generator="sobol", model_state={"p": 1}, lab_time_s=0)
+    e = store.propose(
+        c.id, "camp-k", {"t": 900.0, "atm": "argon"}, generator="sobol", model_state={"p": 1}, lab_time_s=0
+    )
     assert e.id is not None
     store.transition(e.id, S.SUBMITTED, lab_time_s=1)
-    store.record_sample(e.id, sample_id="S1", duration_s=3600, attributes={"furnace": 2}, truth={"d": 12.5}, lab_time_s=2)
+    store.record_sample(
+        e.id, sample_id="S1", duration_s=3600, attributes={"furnace": 2}, truth={"d": 12.5}, lab_time_s=2
+    )
     img = tmp_path / "m.tif"
     img.write_bytes(b"II*\x00fake-tiff-bytes")
     store.record_micrographs(e.id, [ImageFile(img, 0.05, {"kV": 15}, None)], lab_time_s=3)
-    store.record_measurements(e.id, [MeasuredValue("grain_size_um", 12.1, 0.4, "um", "imaging:classical", "1")], lab_time_s=4)
+    store.record_measurements(
+        e.id, [MeasuredValue("grain_size_um", 12.1, 0.4, "um", "imaging:classical", "1")], lab_time_s=4
+    )
     store.transition(e.id, S.COMPLETED, lab_time_s=5)
     return c.id, e.id
 
@@ -52,7 +55,14 @@ def test_round_trip(store: Store, tmp_path: Path) -> None:
     assert store.sample(eid).truth == {"d": 12.5}  # type: ignore[union-attr]
     kinds = [(e.kind, e.to_state) for e in store.events(cid)]
     assert kinds[0] == ("campaign_created", "")
-    assert [t for k, t in kinds if k == "transition"] == ["proposed", "submitted", "synthesized", "imaged", "analyzed", "completed"]
+    assert [t for k, t in kinds if k == "transition"] == [
+        "proposed",
+        "submitted",
+        "synthesized",
+        "imaged",
+        "analyzed",
+        "completed",
+    ]
 
 
 def test_illegal_transition_changes_nothing(store: Store, tmp_path: Path) -> None:

@@ -1,0 +1,41 @@
+"""Builds a campaign's lab and strategy from its spec, through the plug-in registries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imaging.registry import make_analyzer
+from surrogate.registry import make_strategy
+
+from agent.lab import Lab
+from agent.spec import CampaignSpec
+from instruments.registry import InstrumentContext, instrument_class, load_instrument
+from surrogate.base import Strategy
+from surrogate.objectives import Goal
+
+
+def build_lab(spec: CampaignSpec, workdir: Path) -> Lab:
+    ctx = InstrumentContext(seed=spec.seed, workdir=workdir, campaign=spec.name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    inst = spec.instruments
+    return Lab(
+        synthesizer=load_instrument(inst.synthesizer.type, "synthesizer", inst.synthesizer.options, ctx),
+        imager=load_instrument(inst.imager.type, "imager", inst.imager.options, ctx) if inst.imager else None,
+        characterizer=(
+            load_instrument(inst.characterizer.type, "characterizer", inst.characterizer.options, ctx)
+            if inst.characterizer
+            else None
+        ),
+        analyzer=make_analyzer(spec.imaging.pipeline, spec.imaging.options) if spec.imaging else None,
+    )
+
+
+def lab_is_simulated(spec: CampaignSpec) -> bool:
+    """Whether every configured instrument declares ``simulated = True`` (checked on the class, nothing built)."""
+    refs = [r for r in (spec.instruments.synthesizer, spec.instruments.imager, spec.instruments.characterizer) if r]
+    return all(getattr(instrument_class(r.type), "simulated", False) for r in refs)
+
+
+def build_strategy(spec: CampaignSpec) -> Strategy:
+    goal = Goal(objectives=spec.objectives, outcome_constraints=spec.outcome_constraints)
+    return make_strategy(spec.strategy.name, spec.space, goal, spec.seed, dict(spec.strategy.options))
