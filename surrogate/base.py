@@ -46,3 +46,7 @@ class Strategy(Protocol):
 
 class StrategyError(Exception):
     """A strategy could not propose (bad options, degenerate data)."""
+
+
+class StrategyWarning(UserWarning):
+    """Something a strategy changed or ignored so that it could go on (shown, never silenced)."""
