@@ -4,6 +4,7 @@ The CLI is a thin layer over this class."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,17 @@ def validate(path: str | Path) -> tuple[CampaignSpec, dict[str, str]]:
     return spec, check_spec(spec, text, str(path))
 
 
+def _renamed(spec: CampaignSpec, text: str, name: str, source: str) -> tuple[CampaignSpec, str]:
+    """The same campaign under another name; the recorded YAML says so, so that resume rebuilds it exactly."""
+    new_text, n = re.subn(rf"^name:\s*{re.escape(spec.name)}\s*$", f"name: {name}", text, count=1, flags=re.M)
+    if n != 1:
+        raise ConfigError([f"{source}: cannot rename: no top-level 'name: {spec.name}' line found"])
+    try:
+        return parse_spec(new_text, source), new_text
+    except ConfigError as exc:
+        raise ConfigError([f"--as {name!r}: {p}" for p in exc.problems]) from None
+
+
 class Campaign:
     """A campaign bound to its store. Build with ``from_yaml`` (new or existing) or ``open`` (by name)."""
 
@@ -57,9 +69,12 @@ class Campaign:
 
     # --- construction --------------------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Campaign:
+    def from_yaml(cls, path: str | Path, *, name: str | None = None) -> Campaign:
+        """Binds a campaign file to its store; ``name`` runs the same file as another campaign."""
         spec, text = load_spec(path)
         check_spec(spec, text, str(path))
+        if name is not None and name != spec.name:
+            spec, text = _renamed(spec, text, name, str(path))
         p = Path(path).resolve()
         loc = locate(spec, p.parent)
         store = Store(loc.url, loc.files, sqlite_synchronous=spec.store.sqlite_synchronous)

@@ -21,6 +21,7 @@ out = Console()
 err = Console(stderr=True)
 
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Store URL, when CAMPAIGN is a name, not a file.")]
+AsOpt = Annotated[str | None, typer.Option("--as", help="The campaign name given to `run --as`.")]
 
 
 def _bad(exc: Exception) -> typer.Exit:
@@ -28,10 +29,10 @@ def _bad(exc: Exception) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
-def _open(campaign: str, store: str | None) -> Campaign:
+def _open(campaign: str, store: str | None, as_name: str | None = None) -> Campaign:
     path = Path(campaign)
     if store is None and path.suffix in (".yaml", ".yml"):
-        return Campaign.from_yaml(path)
+        return Campaign.from_yaml(path, name=as_name)
     if store is None:
         raise ConfigError([f"{campaign!r} is not a campaign file (.yaml); to open a campaign by name give --store URL"])
     return Campaign.open(campaign, store)
@@ -82,10 +83,13 @@ def _run(campaign: Campaign, *, resume: bool, quiet: bool) -> None:
 def run_cmd(
     file: Path,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
+    as_name: Annotated[
+        str | None, typer.Option("--as", help="Run the file as a new campaign with this name (the first stays).")
+    ] = None,
 ) -> None:
     """Run a campaign from its YAML file until a stop rule fires."""
     try:
-        campaign = Campaign.from_yaml(file)
+        campaign = Campaign.from_yaml(file, name=as_name)
     except MatloopError as exc:
         raise _bad(exc) from None
     _run(campaign, resume=False, quiet=quiet)
@@ -95,23 +99,24 @@ def run_cmd(
 def resume_cmd(
     campaign: str,
     store: StoreOpt = None,
+    as_name: AsOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Continue an interrupted campaign: nothing recorded is lost, nothing done is repeated."""
     try:
-        c = _open(campaign, store)
+        c = _open(campaign, store, as_name)
     except MatloopError as exc:
         raise _bad(exc) from None
     _run(c, resume=True, quiet=quiet)
 
 
 @app.command("status")
-def status_cmd(campaign: str, store: StoreOpt = None) -> None:
+def status_cmd(campaign: str, store: StoreOpt = None, as_name: AsOpt = None) -> None:
     """Experiments, their states, objective values and failures."""
     from agent.display import status_table, summary
 
     try:
-        c = _open(campaign, store)
+        c = _open(campaign, store, as_name)
         if c.row is None:
             raise StoreError(f"campaign {c.spec.name!r} has not been run yet (store {c.location.url})")
     except MatloopError as exc:
@@ -126,10 +131,11 @@ def export_cmd(
     format: Annotated[str, typer.Option("--format", "-f", help="csv, parquet or json")] = "csv",
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: <name>.<format>)")] = None,
     store: StoreOpt = None,
+    as_name: AsOpt = None,
 ) -> None:
     """Write every experiment (conditions, measurements with σ, states) as a table."""
     try:
-        c = _open(campaign, store)
+        c = _open(campaign, store, as_name)
         if c.row is None:
             raise StoreError(f"campaign {c.spec.name!r} has not been run yet (store {c.location.url})")
         path = c.export(output or Path(f"{c.spec.name}.{format}"), format)
