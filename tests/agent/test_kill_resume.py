@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path: Path) -> None:
             )
         ]
         assert len(path_states) == len(set(path_states)), path_states
-        for a, b in zip(path_states, path_states[1:], strict=False):
+        for a, b in pairwise(path_states):
             assert ExperimentState(b) in ALLOWED[ExperimentState(a)], path_states
         # one sample row and no duplicated micrographs
         assert conn.execute("select count(*) from sample where experiment_id=?", (eid,)).fetchone()[0] <= 1
