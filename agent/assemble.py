@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imaging.registry import make_analyzer
-from surrogate.registry import make_strategy
-
 from agent.lab import Lab
 from agent.spec import CampaignSpec
+from imaging.registry import make_analyzer
 from instruments.registry import InstrumentContext, instrument_class, load_instrument
 from surrogate.base import Strategy
 from surrogate.objectives import Goal
+from surrogate.registry import make_strategy
 
 
 def build_lab(spec: CampaignSpec, workdir: Path) -> Lab:

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imaging.registry import analyzer_outputs
 from pydantic import ValidationError
-from surrogate.registry import validate_strategy_options
 
 from agent.errors import ConfigError
 from agent.spec import CampaignSpec
+from agent.units import same_unit
 from agent.yamlsrc import YamlSource, load_yaml
+from imaging.registry import analyzer_outputs
 from instruments.registry import InstrumentSpecError, instrument_class, instrument_outputs, validate_options
+from surrogate.registry import validate_strategy_options
 from surrogate.space import CategoricalParameter, CompositionParameter
 
 Loc = tuple[int | str, ...]
@@ -64,12 +65,12 @@ def check_spec(spec: CampaignSpec, yaml_text: str, filename: str) -> dict[str, s
         for i, obj in enumerate(spec.objectives):
             if obj.name not in measured:
                 fail(("objectives", i, "name"), f"nothing measures {obj.name!r}; measured here: {valid}")
-            elif obj.unit != measured[obj.name]:
+            elif not same_unit(obj.unit, measured[obj.name]):
                 fail(("objectives", i, "unit"), f"{obj.name} is measured in {measured[obj.name]!r}, not {obj.unit!r}")
         for i, con in enumerate(spec.outcome_constraints):
             if con.name not in measured:
                 fail(("outcome_constraints", i, "name"), f"nothing measures {con.name!r}; measured here: {valid}")
-            elif con.unit is not None and con.unit != measured[con.name]:
+            elif con.unit is not None and not same_unit(con.unit, measured[con.name]):
                 fail(("outcome_constraints", i, "unit"), f"{con.name} is measured in {measured[con.name]!r}")
     if problems:
         raise ConfigError(problems)
@@ -109,7 +110,7 @@ def _check_inputs(spec: CampaignSpec, name: str, options: dict[str, Any], src: Y
                     )
             elif not isinstance(p, CompositionParameter):
                 lo, hi, unit = spec_in.get("low"), spec_in.get("high"), spec_in.get("unit")
-                if unit is not None and p.unit != unit:
+                if unit is not None and not same_unit(p.unit, unit):
                     problems.append(
                         f"{src.where(('space', 'parameters', i, 'unit'))}: {p.name} is in {unit!r} for {name!r}, "
                         f"not {p.unit!r}"

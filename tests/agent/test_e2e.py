@@ -106,3 +106,11 @@ def test_cli_run_status_export(tmp_path: Path) -> None:
     assert len(df) == 4 and "x.anneal_temperature" in df and "y.grain_size_um.sigma" in df
     assert len(pd.read_csv(tmp_path / "o.csv")) == 4
     assert _cli("export", str(path), "--format", "xlsx", cwd=tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "campaigns").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_campaigns_validate(path: Path) -> None:
+    from agent import validate
+
+    spec, measured = validate(path)
+    assert all(o.name in measured for o in spec.objectives)
