@@ -88,6 +88,7 @@ class Segmentation:
     pores_alt: tuple[Mask, Mask]
     second_alt: tuple[Mask, Mask]
     boundaries_alt: tuple[Mask, Mask]
+    grain_counts: tuple[int, int, int]  # grain seeds with ridge thresholds as used, lowered, raised
 
 
 def denoise(image: NDArray[np.float32], method: Denoise, sigma_px: float, noise: float) -> NDArray[np.float32]:
@@ -153,13 +154,17 @@ def assign_nearest(phase: NDArray[np.int8], unknown: Mask) -> NDArray[np.int8]:
     return phase[ri, ci]
 
 
-def grains_watershed(solid: Mask, skeleton: Mask, min_area_px: float, gap_px: float = GAP_PX) -> NDArray[np.int32]:
-    """Grain labels inside ``solid``: one seed per grain core (the solid less boundaries and voids widened by
-    ``gap_px``, which closes boundary gaps up to twice that; cores of ``min_area_px`` or fewer dropped), grown
-    over the distance to the boundaries by watershed."""
+def grain_seeds(solid: Mask, skeleton: Mask, min_area_px: float, gap_px: float = GAP_PX) -> NDArray[np.int32]:
+    """One label per grain core: the solid less boundaries and voids widened by ``gap_px`` (which closes
+    boundary gaps up to twice that), cores of ``min_area_px`` or fewer dropped."""
     walls = ndi.binary_dilation(skeleton | ~solid, structure=disk(gap_px))
-    markers = measure.label(remove_small(~walls, int(min_area_px)), connectivity=1)
+    return measure.label(remove_small(~walls, int(min_area_px)), connectivity=1).astype(np.int32)
+
+
+def grains_watershed(solid: Mask, skeleton: Mask, min_area_px: float) -> NDArray[np.int32]:
+    """Grain labels inside ``solid``: the ``grain_seeds`` grown by watershed over the distance to boundaries."""
     distance = ndi.distance_transform_edt(solid & ~skeleton)
+    markers = grain_seeds(solid, skeleton, min_area_px)
     return segmentation.watershed(-distance, markers, mask=solid).astype(np.int32)
 
 
@@ -293,4 +298,9 @@ def segment(pixels: NDArray[np.floating], params: SegmentParams, name: str = "im
         pores_alt=pores_alt,
         second_alt=second_alt,
         boundaries_alt=boundaries_alt,
+        grain_counts=(
+            int(grain_seeds(solid, skeleton, min_area).max()),
+            int(grain_seeds(solid, boundaries_alt[0], min_area).max()),
+            int(grain_seeds(solid, boundaries_alt[1], min_area).max()),
+        ),
     )
