@@ -14,11 +14,12 @@ from agent.campaign import Campaign
 from agent.lifecycle import ExperimentState
 from agent.loop import RunResult, Update
 from agent.results import Scored
+from agent.units import canonical
 
 
 def fmt_value(v: float, s: float | None = None, unit: str = "") -> str:
     body = f"{v:.4g}" if s is None else f"{v:.4g} ± {s:.2g}"
-    return f"{body} {unit}".rstrip()
+    return body if canonical(unit) == "1" else f"{body} {unit}"
 
 
 def best_table(campaign: Campaign, scored: list[Scored], limit: int = 5, title: str = "Best so far") -> Table:
@@ -49,7 +50,9 @@ def best_table(campaign: Campaign, scored: list[Scored], limit: int = 5, title: 
 
 
 def _fmt_cond(k: str, v: Any, unit: str) -> str:
-    return f"{k}={v:.4g} {unit}".rstrip() if isinstance(v, float) else f"{k}={v}"
+    if not isinstance(v, float):
+        return f"{k}={v}"
+    return f"{k}={v:.4g}" if canonical(unit) == "1" else f"{k}={v:.4g} {unit}"
 
 
 class LiveView:
@@ -72,7 +75,7 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         if self.console.is_terminal:
-            self.live = Live(self._render(), console=self.console, refresh_per_second=4)
+            self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
             self.live.__enter__()
         return self
 
