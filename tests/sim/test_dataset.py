@@ -1,0 +1,116 @@
+"""The simulated-lab training data exporter: files, manifest, masks that agree with the truth, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from typer.testing import CliRunner
+
+from instruments.sim.cli import app
+from instruments.sim.dataset import ARTIFACT_PRESETS, CLASSES, class_mask, export_dataset, resolve_artifacts
+from instruments.sim.render import Microstructure, render_masks
+from instruments.sim.seeding import rng_for
+from instruments.sim.tiff import read_pixel_size_um
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("ds") / "porous"
+    manifest = export_dataset("porous_ceramic", out, n=3, seed=0, size_px=96)
+    return out, manifest
+
+
+def test_files_and_manifest(exported: tuple[Path, dict]) -> None:
+    out, manifest = exported
+    on_disk = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert on_disk == manifest
+    assert manifest["classes"] == ["matrix", "second_phase", "pore", "boundary", "crack"] == list(CLASSES)
+    assert manifest["generator"] == "matloop sim porous_ceramic seed=0 artifacts=default"
+    assert isinstance(manifest["pixel_size_um"], float)
+    assert len(manifest["items"]) == 3
+    for item in manifest["items"]:
+        image = tifffile.imread(out / item["image"])
+        mask = np.asarray(Image.open(out / item["mask"]))
+        assert image.shape == mask.shape == (96, 96)
+        assert image.dtype == np.uint16 and mask.dtype == np.uint8
+        assert mask.max() < len(CLASSES)
+        assert read_pixel_size_um(out / item["image"]) == pytest.approx(item["pixel_size_um"])
+        assert {"porosity", "second_phase_fraction", "crack_area_fraction"} <= set(item["truth"])
+
+
+def test_mask_fractions_agree_with_truth(exported: tuple[Path, dict]) -> None:
+    out, manifest = exported
+    for item in manifest["items"]:
+        mask = np.asarray(Image.open(out / item["mask"]))
+        # crack and pore win over everything, so their fractions are the field's exactly
+        assert (mask == CLASSES.index("pore")).mean() == pytest.approx(item["truth"]["porosity"], abs=1e-12)
+        assert (mask == CLASSES.index("crack")).mean() == pytest.approx(item["truth"]["crack_area_fraction"], abs=1e-12)
+        # and the field's porosity is the sample's within sampling error (a 96-px field holds few pores)
+        target = item["sample_truth"]["porosity"]
+        assert abs((mask == CLASSES.index("pore")).mean() - target) < 0.03 + 0.3 * target
+
+
+def test_precedence() -> None:
+    ms = Microstructure(grain_size_um=2.0, porosity=0.1, second_phase_fraction=0.1, crack_density_per_mm2=2e4)
+    masks = render_masks(ms, (64, 64), 0.1, rng_for(1, "precedence"))
+    cls = class_mask(masks)
+    assert (cls[masks.crack] == CLASSES.index("crack")).all()
+    assert (cls[masks.pore] == CLASSES.index("pore")).all()
+    plain_boundary = masks.boundary & ~masks.pore & ~masks.crack
+    assert (cls[plain_boundary] == CLASSES.index("boundary")).all()
+    assert (cls[~masks.boundary & (masks.phase == 0)] == 0).all()
+
+
+def test_deterministic_by_seed(tmp_path: Path, exported: tuple[Path, dict]) -> None:
+    out, _ = exported
+    again = tmp_path / "again"
+    export_dataset("porous_ceramic", again, n=3, seed=0, size_px=96)
+    assert _digest(again) == _digest(out)
+    other = tmp_path / "other"
+    export_dataset("porous_ceramic", other, n=3, seed=1, size_px=96)
+    assert _digest(other)["masks/porous_ceramic_s1_0000.png"] != _digest(out)["masks/porous_ceramic_s0_0000.png"]
+
+
+def test_artifact_presets_pair_on_one_seed(tmp_path: Path) -> None:
+    a = export_dataset("two_phase_alloy", tmp_path / "a", n=1, seed=0, size_px=64, artifacts="none")
+    b = export_dataset("two_phase_alloy", tmp_path / "b", n=1, seed=0, size_px=64, artifacts="strong")
+    assert a["artifacts"] != b["artifacts"]
+    assert a["generator"].endswith("artifacts=none")
+    img_a = tifffile.imread(tmp_path / "a" / a["items"][0]["image"]).astype(float)
+    img_b = tifffile.imread(tmp_path / "b" / b["items"][0]["image"]).astype(float)
+    assert not np.array_equal(img_a, img_b)
+    # same seed, same structures: the masks agree, only the imaging differs
+    mask_a = np.asarray(Image.open(tmp_path / "a" / a["items"][0]["mask"]))
+    mask_b = np.asarray(Image.open(tmp_path / "b" / b["items"][0]["mask"]))
+    np.testing.assert_array_equal(mask_a, mask_b)
+    # without artifacts the image is the clean signal: class means are ordered pore < matrix < second phase
+    pore, matrix, second = (img_a[mask_a == CLASSES.index(c)] for c in ("pore", "matrix", "second_phase"))
+    if pore.size and second.size:
+        assert pore.mean() < matrix.mean() < second.mean()
+    with pytest.raises(ValueError, match="unknown artifact preset"):
+        resolve_artifacts("wild")
+    assert set(ARTIFACT_PRESETS) == {"default", "strong", "none"}
+
+
+def test_cli(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["dataset", "two_phase_alloy", "--out", str(tmp_path / "d"), "--n", "1", "--size-px", "64"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d" / "manifest.json").exists()
+    bad = CliRunner().invoke(app, ["dataset", "two_phase_alloy", "--out", str(tmp_path / "e"), "--artifacts", "x"])
+    assert bad.exit_code != 0
