@@ -26,6 +26,7 @@ def build_lab(spec: CampaignSpec, workdir: Path) -> Lab:
             else None
         ),
         analyzer=make_analyzer(spec.imaging.pipeline, spec.imaging.options) if spec.imaging else None,
+        overlays=spec.imaging.overlays if spec.imaging else False,
     )
 
 

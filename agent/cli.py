@@ -144,6 +144,35 @@ def export_cmd(
     out.print(f"wrote {path}", highlight=False)
 
 
+@app.command("show")
+def show_cmd(
+    campaign: str,
+    experiment: int,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Output PNG (default: <name>-<n>.png)")] = None,
+    store: StoreOpt = None,
+    as_name: AsOpt = None,
+) -> None:
+    """Write the segmentation overlay(s) of one experiment: the micrograph, what was segmented, the features."""
+    import shutil
+
+    try:
+        c = _open(campaign, store, as_name)
+        row = c.row
+        exp = c.store.experiment(row.id, experiment) if row is not None and row.id is not None else None
+        if exp is None or exp.id is None:
+            raise StoreError(f"campaign {c.spec.name!r} has no experiment {experiment}")
+        arts = c.store.artifacts(exp.id, "overlay")
+        if not arts:
+            raise StoreError(f"experiment {experiment} has no overlay (state {exp.state}; imaging.overlays may be off)")
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    base = output or Path(f"{c.spec.name}-{experiment}.png")
+    for i, art in enumerate(arts):
+        dst = base if len(arts) == 1 else base.with_name(f"{base.stem}-{i + 1}{base.suffix}")
+        shutil.copyfile(c.store.file_path(art), dst)
+        out.print(f"wrote {dst}", highlight=False)
+
+
 @app.command("campaigns")
 def campaigns_cmd(store: str) -> None:
     """List the campaigns recorded in a store."""

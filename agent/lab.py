@@ -14,6 +14,7 @@ class Lab:
     imager: Imager | None = None
     characterizer: Characterizer | None = None
     analyzer: ImageAnalyzer | None = None
+    overlays: bool = True  # keep a segmentation overlay PNG per analyzed frame
 
     @property
     def simulated(self) -> bool:

@@ -8,6 +8,7 @@ retried with backoff under the same idempotency key, permanent ones fail the exp
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from agent.lifecycle import ExperimentState
 from agent.results import Scored, best, score, stale_for, target_reached
 from agent.spec import CampaignSpec
 from agent.store import Campaign, Experiment, ImageFile, MeasuredValue, Store
-from imaging.base import ImageInput, ImagingError
+from imaging.base import ImageInput, ImagingError, OverlayRenderer
 from instruments.base import (
     InstrumentError,
     Micrograph,
@@ -250,8 +251,11 @@ class Agent:
                 state = S.IMAGED
             if state in (S.SYNTHESIZED, S.IMAGED):
                 assert sample is not None
-                values = await self._measure(exp, sample)
-                exp = self.store.record_measurements(eid, values, lab_time_s=self.lab_time())
+                with tempfile.TemporaryDirectory(prefix="matloop-overlay-") as tmp:
+                    values, overlays = await self._measure(exp, sample, Path(tmp))
+                    exp = self.store.record_measurements(
+                        eid, values, lab_time_s=self.lab_time(), artifacts=[("overlay", p) for p in overlays]
+                    )
                 state = S.ANALYZED
             if state == S.ANALYZED:
                 self._complete(exp)
@@ -277,8 +281,10 @@ class Agent:
             # UNKNOWN: never received, send it now; RUNNING: the same key returns the sample being made.
         return await self._with_retries(exp, "synthesis", lambda: synth.synthesize(request))
 
-    async def _measure(self, exp: Experiment, sample: Sample) -> list[MeasuredValue]:
+    async def _measure(self, exp: Experiment, sample: Sample, scratch: Path) -> tuple[list[MeasuredValue], list[Path]]:
+        """Measurements from the images and the characterizer; overlay PNGs when the analyzer draws them."""
         values: list[MeasuredValue] = []
+        overlays: list[Path] = []
         analyzer = self.lab.analyzer
         if analyzer is not None:
             inputs = [
@@ -293,6 +299,11 @@ class Agent:
                 MeasuredValue(f.name, float(f.value), float(f.sigma), f.unit, f"imaging:{f.method}", analyzer.version)
                 for f in features
             ]
+            if self.lab.overlays and isinstance(analyzer, OverlayRenderer):
+                try:
+                    overlays = analyzer.render_overlays(features, scratch)
+                except (ImagingError, ValueError, OSError) as exc:  # a picture must not fail the experiment
+                    self.store.log(self.cid, "overlay_failed", {"error": str(exc)}, experiment_id=_id(exp))
         characterizer = self.lab.characterizer
         if characterizer is not None:
             ms = await self._with_retries(exp, "characterization", lambda: characterizer.measure(sample))
@@ -301,7 +312,7 @@ class Agent:
         missing = [n for n in self.spec_metric_names() if n not in got]
         if missing:
             raise PermanentFault(f"no measurement of {', '.join(missing)} for this sample", code="missing_measurement")
-        return values
+        return values, overlays
 
     def spec_metric_names(self) -> list[str]:
         names = [o.name for o in self.spec.objectives]

@@ -63,8 +63,11 @@ class Instruments(_Frozen):
 
 
 class Imaging(_Frozen):
+    """The image analyzer by registry name; ``overlays`` keeps a segmentation picture per analyzed frame."""
+
     pipeline: str = "classical"
     options: dict[str, Any] = Field(default_factory=dict)
+    overlays: bool = True
 
 
 class StrategyRef(_Frozen):

@@ -50,3 +50,12 @@ class ImageAnalyzer(Protocol):
     def analyze(self, images: Sequence[ImageInput]) -> list[Feature]:
         """Features of one sample, pooled over its images. Raises ``ImageReadError`` for unreadable files."""
         ...
+
+
+@runtime_checkable
+class OverlayRenderer(Protocol):
+    """An analyzer that can draw what it segmented: one PNG per analyzed frame, features printed on it."""
+
+    def render_overlays(self, features: Sequence[Feature], out_dir: Path) -> list[Path]:
+        """Overlays of the frames of the last ``analyze`` call, written into ``out_dir``."""
+        ...

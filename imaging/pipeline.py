@@ -8,6 +8,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +17,7 @@ from imaging.base import Feature, ImageInput, ImagingError
 from imaging.classical import Segmentation, SegmentParams, segment
 from imaging.intercept import astm_grain_number, astm_sigma
 from imaging.io import LoadedImage, load_pages, read_input
+from imaging.overlay import CLASSES, label_map_from_segmentation, render_overlay
 from imaging.quantify import FEATURE_UNITS, Estimate, measure, pool
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class ClassicalPipeline:
         changed = self.options.model_dump(exclude_defaults=True)
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
         self.version = self.algorithm_version + (f"+{digest}" if changed else "")
+        self._last: list[tuple[LoadedImage, Segmentation]] = []  # frames of the last analyze, for overlays
 
     @classmethod
     def outputs_for(cls, options: dict[str, Any]) -> dict[str, str]:
@@ -119,6 +122,7 @@ class ClassicalPipeline:
         """All features of one loaded page."""
         params = self.options.segment_params(loaded.pixel_size_um)
         seg = self.segment(loaded)
+        self._last.append((loaded, seg))
         margin = math.ceil(2 * max(params.ridge_sigmas_px) + 1)
         open_radius = params.max_line_width_px / 2 + 0.5
         return measure(
@@ -137,6 +141,7 @@ class ClassicalPipeline:
             raise ImagingError("no images to analyze: the sample has no micrographs")
         per_image: list[dict[str, Estimate]] = []
         problems: list[str] = []
+        self._last = []
         for image in images:
             for page in self.load(image):
                 try:
@@ -161,6 +166,26 @@ class ClassicalPipeline:
             )
             for name, unit in FEATURE_UNITS.items()
         ]
+
+
+    def render_overlays(self, features: Sequence[Feature], out_dir: Path) -> list[Path]:
+        """One overlay PNG per frame segmented by the last ``analyze`` call (no segmentation is repeated)."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, (loaded, seg) in enumerate(self._last):
+            name = Path(str(loaded.metadata.get("file", f"frame{i}"))).stem
+            paths.append(
+                render_overlay(
+                    loaded.pixels,
+                    label_map_from_segmentation(seg),
+                    CLASSES,
+                    features,
+                    out_dir / f"{i:02d}_{name}.overlay.png",
+                    title=f"{name[:12]} — {self.name} {self.version}",
+                    pixel_size_um=loaded.pixel_size_um,
+                )
+            )
+        return paths
 
 
 def _astm(grain: Estimate) -> Estimate:

@@ -1,9 +1,10 @@
 """The campaign store (SQLModel on SQLite or PostgreSQL)."""
 
-from agent.store.models import Campaign, Event, Experiment, Measurement, Micrograph, Sample
+from agent.store.models import Artifact, Campaign, Event, Experiment, Measurement, Micrograph, Sample
 from agent.store.store import ImageFile, MeasuredValue, Store
 
 __all__ = [
+    "Artifact",
     "Campaign",
     "Event",
     "Experiment",

@@ -100,3 +100,16 @@ class Event(SQLModel, table=True):
     to_state: str = Field(default="", max_length=20)
     actor: str = Field(default="agent", max_length=100)
     payload: dict[str, Any] = _json()
+
+
+class Artifact(SQLModel, table=True):
+    """A derived file kept with an experiment (segmentation overlays, reports), addressed by SHA-256."""
+
+    __tablename__ = "artifact"
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id", index=True)
+    kind: str = Field(max_length=40)
+    sha256: str = Field(max_length=64)
+    path: str
+    meta: dict[str, Any] = _json()
+    created_at: datetime = Field(default_factory=utcnow)

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from agent.errors import StoreError
 from agent.lifecycle import ExperimentState, check_transition
 from agent.store.engine import make_engine, migrate
-from agent.store.models import Campaign, Event, Experiment, Measurement, Micrograph, Sample, utcnow
+from agent.store.models import Artifact, Campaign, Event, Experiment, Measurement, Micrograph, Sample, utcnow
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,21 @@ class Store:
         )
 
     def record_measurements(
-        self, experiment_id: int, values: Sequence[MeasuredValue], *, lab_time_s: float, actor: str = "agent"
+        self,
+        experiment_id: int,
+        values: Sequence[MeasuredValue],
+        *,
+        lab_time_s: float,
+        actor: str = "agent",
+        artifacts: Sequence[tuple[str, Path]] = (),
     ) -> Experiment:
+        """Records measurements (and derived files such as overlays, by ``(kind, path)``) with the transition."""
+        extra: list[Any] = []
+        for kind, path in artifacts:
+            sha, rel = self._archive(path)
+            extra.append(
+                Artifact(experiment_id=experiment_id, kind=kind, sha256=sha, path=rel, meta={"name": path.name})
+            )
         rows = [
             Measurement(
                 experiment_id=experiment_id,
@@ -256,7 +269,7 @@ class Store:
             lab_time_s=lab_time_s,
             actor=actor,
             payload={"measurements": {v.name: [v.value, v.sigma, v.unit] for v in values}},
-            _extra=rows,
+            _extra=[*rows, *extra],
         )
 
     def bump_attempt(self, experiment_id: int, *, reason: str, code: str, lab_time_s: float) -> int:
@@ -341,12 +354,19 @@ class Store:
             q = select(Micrograph).where(Micrograph.experiment_id == experiment_id).order_by(col(Micrograph.id))
             return list(s.exec(q))
 
+    def artifacts(self, experiment_id: int, kind: str | None = None) -> list[Artifact]:
+        with self._session() as s:
+            q = select(Artifact).where(Artifact.experiment_id == experiment_id)
+            if kind is not None:
+                q = q.where(Artifact.kind == kind)
+            return list(s.exec(q.order_by(col(Artifact.id))))
+
     def events(self, campaign_id: int) -> list[Event]:
         with self._session() as s:
             return list(s.exec(select(Event).where(Event.campaign_id == campaign_id).order_by(col(Event.id))))
 
-    def file_path(self, micrograph: Micrograph) -> Path:
-        return self.files_dir / micrograph.path
+    def file_path(self, row: Micrograph | Artifact) -> Path:
+        return self.files_dir / row.path
 
     # --- files -----------------------------------------------------------------------------------
     def _archive(self, src: Path) -> tuple[str, str]:

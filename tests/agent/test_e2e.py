@@ -106,6 +106,11 @@ def test_cli_run_status_export(tmp_path: Path) -> None:
     assert len(df) == 4 and "x.anneal_temperature" in df and "y.grain_size_um.sigma" in df
     assert len(pd.read_csv(tmp_path / "o.csv")) == 4
     assert _cli("export", str(path), "--format", "xlsx", cwd=tmp_path).returncode == 2
+    first_done = int(df[df["state"] == "completed"]["experiment"].iloc[0])
+    shown = _cli("show", str(path), str(first_done), "--out", str(tmp_path / "ov.png"), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "ov.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _cli("show", str(path), "99", cwd=tmp_path).returncode == 2
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "campaigns").glob("*.yaml")), ids=lambda p: p.name)

@@ -35,8 +35,13 @@ def _full_experiment(store: Store, tmp_path: Path) -> tuple[int, int]:
     img = tmp_path / "m.tif"
     img.write_bytes(b"II*\x00fake-tiff-bytes")
     store.record_micrographs(e.id, [ImageFile(img, 0.05, {"kV": 15}, None)], lab_time_s=3)
+    png = tmp_path / "overlay.png"
+    png.write_bytes(b"\x89PNG-fake")
     store.record_measurements(
-        e.id, [MeasuredValue("grain_size_um", 12.1, 0.4, "um", "imaging:classical", "1")], lab_time_s=4
+        e.id,
+        [MeasuredValue("grain_size_um", 12.1, 0.4, "um", "imaging:classical", "1")],
+        lab_time_s=4,
+        artifacts=[("overlay", png)],
     )
     store.transition(e.id, S.COMPLETED, lab_time_s=5)
     return c.id, e.id
@@ -53,6 +58,8 @@ def test_round_trip(store: Store, tmp_path: Path) -> None:
     assert store.file_path(mg).read_bytes() == b"II*\x00fake-tiff-bytes"
     assert mg.path.startswith(mg.sha256[:2] + "/")
     assert store.sample(eid).truth == {"d": 12.5}  # type: ignore[union-attr]
+    [art] = store.artifacts(eid, "overlay")
+    assert store.file_path(art).read_bytes() == b"\x89PNG-fake" and art.meta == {"name": "overlay.png"}
     kinds = [(e.kind, e.to_state) for e in store.events(cid)]
     assert kinds[0] == ("campaign_created", "")
     assert [t for k, t in kinds if k == "transition"] == [
@@ -95,7 +102,7 @@ def test_schema_is_at_head_and_reopen_is_idempotent(store: Store, tmp_path: Path
         rev = conn.execute(text("select version_num from alembic_version")).scalar_one()
     assert rev == head_revision()
     tables = set(inspect(store.engine).get_table_names())
-    assert {"campaign", "experiment", "sample", "micrograph", "measurement", "event"} <= tables
+    assert {"campaign", "experiment", "sample", "micrograph", "measurement", "event", "artifact"} <= tables
     again = Store(store.url, tmp_path / "files")  # migrating an up-to-date store is a no-op
     again.close()
 
