@@ -1,4 +1,4 @@
-"""Finds image analyzers by name: the built-in ``classical`` and plug-ins in the entry-point group
+"""Finds image analyzers by name: the built-ins ``classical`` and ``unet`` and plug-ins in the entry-point group
 ``matloop.imaging`` from any installed package.
 
 A plug-in class is built as ``cls(**options)`` and must satisfy ``ImageAnalyzer``. It may declare a classmethod
@@ -12,10 +12,11 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from imaging.base import ImageAnalyzer
+from imaging.neural import NeuralPipeline
 from imaging.pipeline import ClassicalPipeline
 
 GROUP = "matloop.imaging"
-BUILTIN: dict[str, type] = {"classical": ClassicalPipeline}
+BUILTIN: dict[str, type] = {"classical": ClassicalPipeline, "unet": NeuralPipeline}
 
 
 def available() -> dict[str, str]:

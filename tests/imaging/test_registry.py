@@ -52,10 +52,10 @@ def test_builtin_classical() -> None:
 
 
 def test_unknown_name_lists_the_valid_ones(plugins: None) -> None:
-    with pytest.raises(ValueError, match=r"unknown imaging pipeline 'unet'; valid: broken, classical, fake"):
-        make_analyzer("unet", {})
+    with pytest.raises(ValueError, match=r"unknown imaging pipeline 'nosuch'; valid: broken, classical, fake, unet"):
+        make_analyzer("nosuch", {})
     with pytest.raises(ValueError, match="unknown imaging pipeline"):
-        analyzer_outputs("unet", {})
+        analyzer_outputs("nosuch", {})
 
 
 def test_bad_options_raise_validation_error_without_reading_images() -> None:

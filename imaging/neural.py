@@ -1,0 +1,237 @@
+"""``NeuralPipeline``: a trained U-Net behind the ``ImageAnalyzer`` seam (read → rescale to the training pixel size →
+normalize as in training → predict class labels → quantify with ``imaging.quantify`` → pool over a sample's images).
+
+The predicted classes become a ``Segmentation`` (pores, second phase, a 1-px boundary skeleton, watershed grains,
+cracks), so the features, units and sampling σ (k×k subfields, pooled by ``quantify.pool``) are those of the
+classical pipeline. Model uncertainty: with ``tta`` and/or ``mc_samples``, every feature is also measured on each
+TTA/MC sample's labels, and their standard deviation is added to the sampling σ in quadrature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+from skimage import measure as skmeasure
+from skimage.morphology import skeletonize
+from skimage.transform import rescale
+
+from imaging.base import Feature, ImageInput, ImagingError
+from imaging.classical import Segmentation, grain_seeds, grains_watershed
+from imaging.infer import predict_tiled
+from imaging.intercept import astm_grain_number, astm_sigma
+from imaging.io import LoadedImage, read_input
+from imaging.phases import Phases
+from imaging.quality import noise_sigma
+from imaging.quantify import FEATURE_UNITS, Estimate, measure, pool
+from imaging.train.checkpoint import CheckpointError, load_model
+
+DEFAULT_SYSTEM = "two_phase_alloy"
+RESCALE_TOLERANCE = 0.10  # image and training pixel sizes further apart than this (relative) → rescale
+MIN_GRAIN_AREA_PX = 9.0
+
+METHODS: dict[str, str] = {
+    "porosity": "unet: pore class (area fraction)",
+    "second_phase_fraction": "unet: second_phase class, of the total area",
+    "grain_size_um": "unet: mean lineal intercept (ASTM E112) on the boundary class skeleton, rows and columns",
+    "grain_size_ecd_um": "unet: mean equivalent-circle diameter of watershed grains between predicted boundaries",
+    "astm_grain_number": "unet: ASTM E112 G from the mean lineal intercept",
+    "crack_count": "unet: connected crack-class objects",
+    "crack_length_um": "unet: summed crack skeleton length",
+    "crack_density_per_mm": "unet: crack length per area (mm/mm²)",
+    "focus_quality": "unet: noise-corrected LoG energy (σ=1 px) of the input",
+}
+
+
+def default_checkpoint(system: str = DEFAULT_SYSTEM) -> Path:
+    """Where ``matloop imaging pretrain`` caches the model of ``system``: ``$MATLOOP_CACHE/models/unet-<system>.pt``,
+    else ``~/.cache/matloop/models/unet-<system>.pt``."""
+    root = os.environ.get("MATLOOP_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "matloop"
+    return base / "models" / f"unet-{system}.pt"
+
+
+class NeuralOptions(BaseModel):
+    """Options of the U-Net pipeline; lengths carry their unit in the name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    checkpoint: Path | None = Field(default=None, description="None: the cached pretrained model (default_checkpoint)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    tile: int = Field(default=256, ge=16, le=4096)
+    overlap: int = Field(default=32, ge=0, le=1024)
+    tta: bool = Field(default=False, description="8 dihedral transforms; their spread adds to σ")
+    mc_samples: int = Field(default=0, ge=0, le=64, description="MC dropout passes; their spread adds to σ")
+    subfields: int = Field(default=3, ge=1, le=8, description="sampling σ from k×k subfields")
+    pixel_size_um: float | None = Field(default=None, gt=0.0, description="overrides the instrument and file metadata")
+    crop_bottom_px: int | None = Field(default=None, ge=0, description="rows of SEM data bar to cut off the bottom")
+
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint).expanduser() if self.checkpoint is not None else default_checkpoint()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def labels_to_segmentation(
+    labels: NDArray[np.integer[Any]], normalized: NDArray[np.float32], classes: Sequence[str]
+) -> Segmentation:
+    """A ``Segmentation`` from predicted class labels (class names as in the exporter: matrix, second_phase, pore,
+    boundary, crack; absent names give empty masks). Threshold alternatives equal the masks: no σ from them."""
+
+    def mask(name: str) -> NDArray[np.bool_]:
+        return labels == classes.index(name) if name in classes else np.zeros(labels.shape, dtype=bool)
+
+    pores, second, crack = mask("pore"), mask("second_phase"), mask("crack")
+    solid = ~pores & ~crack
+    skeleton = skeletonize(mask("boundary") & solid)
+    grains = grains_watershed(solid, skeleton, MIN_GRAIN_AREA_PX)
+    crack_labels = skmeasure.label(crack, connectivity=2).astype(np.int32)
+    crack_skel = skeletonize(crack)
+    lengths = np.bincount(crack_labels[crack_skel], minlength=int(crack_labels.max()) + 1)[1:]
+    n_grains = int(grain_seeds(solid, skeleton, MIN_GRAIN_AREA_PX).max())
+    return Segmentation(
+        normalized=normalized,
+        image=normalized,
+        noise=noise_sigma(normalized),
+        phases=Phases(thresholds=(), levels=(0.5,), pore_class=None, matrix_class=0, second_class=None),
+        pores=pores,
+        second=second,
+        solid=solid,
+        boundaries=skeleton,
+        grains=grains,
+        cracks=crack_labels,
+        crack_skeleton=crack_skel,
+        crack_lengths_px=tuple(float(max(v, 1)) for v in lengths),
+        min_crack_length_px=0.0,
+        pores_alt=(pores, pores),
+        second_alt=(second, second),
+        boundaries_alt=(skeleton, skeleton),
+        grain_counts=(n_grains, n_grains, n_grains),
+    )
+
+
+def _dihedral(a: NDArray[Any], k: int, flip: bool, inverse: bool = False) -> NDArray[Any]:
+    if inverse:
+        a = np.rot90(a, -k)
+        return np.ascontiguousarray(np.fliplr(a) if flip else a)
+    a = np.fliplr(a) if flip else a
+    return np.ascontiguousarray(np.rot90(a, k))
+
+
+class NeuralPipeline:
+    """U-Net segmentation and classical quantification of one sample's micrographs. ``version`` is the checkpoint's
+    identity: ``"unet:"`` + the first 12 hex digits of the checkpoint file's SHA-256."""
+
+    name: str = "unet"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = NeuralOptions(**options)
+        path = self.options.checkpoint_path()
+        if not path.is_file():
+            hint = " (run `matloop imaging pretrain` to create it)" if self.options.checkpoint is None else ""
+            raise CheckpointError(f"{path}: checkpoint file does not exist{hint}")
+        self.model, self.checkpoint = load_model(path)
+        self.version = "unet:" + file_digest(path)[:12]
+        self.classes: list[str] = list(self.checkpoint.metadata["classes"])
+        self.train_pixel_size_um = float(self.checkpoint.metadata["pixel_size_um"])
+        self.normalization = self.checkpoint.normalization
+        if self.options.mc_samples > 0 and self.checkpoint.model_config.dropout <= 0:
+            raise CheckpointError(f"{path}: mc_samples > 0 needs a model trained with dropout, and this one has none")
+
+    @classmethod
+    def outputs_for(cls, options: dict[str, Any]) -> dict[str, str]:
+        """Feature names and units, after validating ``options`` (pydantic ``ValidationError``); loads nothing."""
+        NeuralOptions(**options)
+        return dict(FEATURE_UNITS)
+
+    def outputs(self) -> dict[str, str]:
+        return dict(FEATURE_UNITS)
+
+    def load(self, image: ImageInput) -> LoadedImage:
+        size = self.options.pixel_size_um or image.pixel_size_um
+        return read_input(ImageInput(image.path, size, image.metadata), crop_bottom_px=self.options.crop_bottom_px)
+
+    def _predict(self, image: NDArray[np.float32], *, tta: bool, mc: int, seed: int = 0) -> NDArray[np.uint8]:
+        o = self.options
+        tile = min(o.tile, 32 * math.ceil(max(image.shape) / 32))
+        pred = predict_tiled(
+            self.model,
+            image,
+            tile=tile,
+            overlap=min(o.overlap, tile // 2),
+            device=o.device,
+            tta=tta,
+            mc_samples=mc,
+            seed=seed,
+        )
+        return pred.labels
+
+    def sample_labels(self, image: NDArray[np.float32]) -> list[NDArray[np.uint8]]:
+        """Labels of each TTA transform × MC pass (empty without ``tta`` and ``mc_samples``)."""
+        o = self.options
+        if not o.tta and o.mc_samples == 0:
+            return []
+        views = [(k, flip) for flip in (False, True) for k in range(4)] if o.tta else [(0, False)]
+        passes = list(range(o.mc_samples)) if o.mc_samples else [0]
+        out = []
+        for k, flip in views:
+            view = _dihedral(image, k, flip)
+            for s in passes:
+                labels = self._predict(view, tta=False, mc=1 if o.mc_samples else 0, seed=s)
+                out.append(_dihedral(labels, k, flip, inverse=True))
+        return out
+
+    def measure(self, loaded: LoadedImage) -> dict[str, Estimate]:
+        """All features of one page: sampling σ from subfields, model σ (TTA/MC spread) added in quadrature."""
+        pixels, px = np.asarray(loaded.pixels, dtype=np.float32), loaded.pixel_size_um
+        scale = px / self.train_pixel_size_um
+        if abs(scale - 1.0) > RESCALE_TOLERANCE:
+            h0, w0 = pixels.shape
+            pixels = rescale(pixels, scale, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
+            px = px * math.sqrt(h0 * w0 / pixels.size)  # the rescaled pixel covers the same physical field
+        if min(pixels.shape) < 16:
+            raise ImagingError(f"{loaded.metadata.get('file', 'image')}: too small to segment ({pixels.shape} px)")
+        normalized = self.normalization.transform(pixels)
+        labels = self._predict(normalized, tta=self.options.tta, mc=self.options.mc_samples)
+        k = self.options.subfields
+
+        def features(lab: NDArray[np.uint8]) -> dict[str, Estimate]:
+            seg = labels_to_segmentation(lab, normalized, self.classes)
+            return measure(seg, px, k=k, min_grain_area_px=MIN_GRAIN_AREA_PX)
+
+        base = features(labels)
+        samples = [features(s) for s in self.sample_labels(normalized)]
+        if len(samples) < 2:
+            return base
+        out = {}
+        for name, est in base.items():
+            spread = float(np.std([s[name].value for s in samples], ddof=1))
+            out[name] = Estimate(est.value, math.hypot(est.sigma, spread if math.isfinite(spread) else 0.0))
+        return out
+
+    def analyze(self, images: Sequence[ImageInput]) -> list[Feature]:
+        """Features of one sample pooled over its images. Raises ``ImageReadError`` for an unreadable file."""
+        if not images:
+            raise ImagingError("no images to analyze: the sample has no micrographs")
+        per_image = [self.measure(self.load(image)) for image in images]
+        pooled = {name: pool([m[name] for m in per_image]) for name in FEATURE_UNITS}
+        grain = pooled["grain_size_um"]
+        pooled["astm_grain_number"] = Estimate(astm_grain_number(grain.value), astm_sigma(grain.value, grain.sigma))
+        return [
+            Feature(name, pooled[name].value, pooled[name].sigma, unit, METHODS[name])
+            for name, unit in FEATURE_UNITS.items()
+        ]
