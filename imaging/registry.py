@@ -7,29 +7,30 @@ A plug-in class is built as ``cls(**options)`` and must satisfy ``ImageAnalyzer`
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from imaging.base import ImageAnalyzer
-from imaging.neural import NeuralPipeline
-from imaging.pipeline import ClassicalPipeline
 
 GROUP = "matloop.imaging"
-BUILTIN: dict[str, type] = {"classical": ClassicalPipeline, "unet": NeuralPipeline}
+# imported on first use: the neural pipeline pulls in torch, which `matloop validate` should not pay for
+BUILTIN: dict[str, str] = {"classical": "imaging.pipeline:ClassicalPipeline", "unet": "imaging.neural:NeuralPipeline"}
 
 
 def available() -> dict[str, str]:
     """Analyzer names and the object each points to (built-ins win over a plug-in of the same name)."""
     found = {ep.name: ep.value for ep in entry_points(group=GROUP)}
-    found.update({name: f"{cls.__module__}:{cls.__qualname__}" for name, cls in BUILTIN.items()})
+    found.update(BUILTIN)
     return found
 
 
 def analyzer_class(name: str) -> Any:
     """The class registered as ``name``; ``ValueError`` listing the valid names if there is none."""
     if name in BUILTIN:
-        return BUILTIN[name]
+        module, _, qualname = BUILTIN[name].partition(":")
+        return getattr(importlib.import_module(module), qualname)
     eps = {ep.name: ep for ep in entry_points(group=GROUP)}
     if name not in eps:
         raise ValueError(f"unknown imaging pipeline {name!r}; valid: {', '.join(sorted(available()))}")
