@@ -28,10 +28,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from instruments.sim.features import field_truth
-from instruments.sim.gallery import sample_conditions
 from instruments.sim.render import Masks, Microstructure, render_masks
 from instruments.sim.seeding import rng_for
 from instruments.sim.sem import Artifacts, apply_artifacts, structure_image
+from instruments.sim.survey import surviving_samples
 from instruments.sim.systems import get_system
 from instruments.sim.tiff import write_micrograph
 
@@ -95,14 +95,9 @@ def export_dataset(
     (out / "masks").mkdir(parents=True, exist_ok=True)
     items: list[dict[str, Any]] = []
     failures: dict[str, int] = {}
-    candidates = sample_conditions(sys_, max(8 * n, 32), seed)
-    for i, cond in enumerate(candidates):
-        if len(items) == n:
-            break
-        outcome = sys_.outcome(cond, rng_for(seed, system, i, "dataset-sample"))
-        if outcome.failure is not None:
-            failures[outcome.failure.code] = failures.get(outcome.failure.code, 0) + 1
-            continue
+    for i, cond, outcome in surviving_samples(
+        sys_, n, seed, candidates=max(8 * n, 32), tag="dataset", failures=failures
+    ):
         # the structure depends on the seed alone, the artifacts on their settings too: one seed rendered with two
         # presets gives the same masks under different artifacts (paired robustness tests)
         rng = rng_for(seed, system, i, "dataset-field")

@@ -11,12 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
-from scipy.stats import qmc
 
 from instruments.sim.features import field_truth
 from instruments.sim.render import Microstructure, render_masks
 from instruments.sim.seeding import rng_for
 from instruments.sim.sem import Artifacts, apply_artifacts, structure_image
+from instruments.sim.survey import surviving_samples
 from instruments.sim.systems import MaterialSystem, get_system
 
 _SHORT = {
@@ -37,23 +37,6 @@ _PROPS = {
     "flexural_strength": "σf {:.0f} MPa",
     "thermal_conductivity": "k {:.1f} W/mK",
 }
-
-
-def sample_conditions(system: MaterialSystem, n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` scrambled-Sobol points over the inputs (log-scaled ones in log space; categories in turn)."""
-    numeric = [s for s in system.inputs if not s.categorical]
-    u = qmc.Sobol(len(numeric), scramble=True, seed=seed).random_base2(int(np.ceil(np.log2(max(n, 2)))))[:n]
-    out = []
-    for i, row in enumerate(u):
-        cond: dict[str, Any] = {}
-        for s, x in zip(numeric, row, strict=True):
-            lo, hi = float(s.low), float(s.high)  # type: ignore[arg-type]
-            cond[s.name] = float(np.exp(np.log(lo) + x * np.log(hi / lo))) if s.log else lo + x * (hi - lo)
-        for s in system.inputs:
-            if s.categorical:
-                cond[s.name] = s.choices[i % len(s.choices)]
-        out.append({s.name: cond[s.name] for s in system.inputs})
-    return out
 
 
 def _label(system: MaterialSystem, cond: dict[str, Any], truth: dict[str, Any], feats: dict[str, Any]) -> str:
@@ -82,14 +65,9 @@ def make_gallery(
     px = float(pixel_size_um or sys_.default_pixel_size_um)
     panels: list[tuple[np.ndarray, str]] = []
     failures: dict[str, int] = {}
-    candidates = sample_conditions(sys_, max(4 * n, 16), seed)
-    for i, cond in enumerate(candidates):
-        if len(panels) == n:
-            break
-        outcome = sys_.outcome(cond, rng_for(seed, system, i, "gallery-sample"))
-        if outcome.failure is not None:
-            failures[outcome.failure.code] = failures.get(outcome.failure.code, 0) + 1
-            continue
+    for i, cond, outcome in surviving_samples(
+        sys_, n, seed, candidates=max(4 * n, 16), tag="gallery", failures=failures
+    ):
         rng = rng_for(seed, system, i, "gallery-field")
         masks = render_masks(Microstructure.from_truth(outcome.truth), (size_px, size_px), px, rng)
         image = apply_artifacts(structure_image(masks, rng), Artifacts(), rng, out_of_focus=False, bits=8)

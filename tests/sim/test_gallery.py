@@ -8,7 +8,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from instruments.sim.cli import app
-from instruments.sim.gallery import sample_conditions
+from instruments.sim.survey import sample_conditions
 from instruments.sim.systems import SYSTEMS
 
 
