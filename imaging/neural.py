@@ -19,14 +19,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.ndimage import binary_dilation
 from skimage import measure as skmeasure
 from skimage.morphology import skeletonize
 from skimage.transform import rescale
 
 from imaging.base import Feature, ImageInput, ImagingError
-from imaging.classical import Segmentation, grain_seeds, grains_watershed
+from imaging.classical import PARTICLE_GRAIN_AREA, Segmentation, grain_seeds, grains_watershed
 from imaging.infer import predict_tiled
-from imaging.intercept import astm_grain_number, astm_sigma
+from imaging.intercept import astm_grain_number, astm_sigma, intercept_counts
 from imaging.io import LoadedImage, read_input
 from imaging.phases import Phases
 from imaging.quality import noise_sigma
@@ -58,12 +59,30 @@ def default_checkpoint(system: str = DEFAULT_SYSTEM) -> Path:
     return base / "models" / f"unet-{system}.pt"
 
 
+def bundled_checkpoint(system: str = DEFAULT_SYSTEM) -> Path:
+    """The checkpoint shipped with matloop for ``system`` (made by ``matloop imaging pretrain --out`` this path)."""
+    return Path(__file__).resolve().parent / "models" / "weights" / f"unet-{system}.pt"
+
+
+def pretrained_checkpoint(system: str = DEFAULT_SYSTEM) -> Path:
+    """The model a campaign gets without naming a checkpoint: the user's own ``pretrain`` result in the cache
+    when there is one, else the bundled one; if neither exists, the cache path (whose absence is then reported)."""
+    cached = default_checkpoint(system)
+    if cached.is_file():
+        return cached
+    bundled = bundled_checkpoint(system)
+    return bundled if bundled.is_file() else cached
+
+
 class NeuralOptions(BaseModel):
     """Options of the U-Net pipeline; lengths carry their unit in the name."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    checkpoint: Path | None = Field(default=None, description="None: the cached pretrained model (default_checkpoint)")
+    checkpoint: Path | None = Field(default=None, description="None: the pretrained model of `pretrained`")
+    pretrained: str = Field(
+        default=DEFAULT_SYSTEM, description="system whose pretrained model is used when no checkpoint is given"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     tile: int = Field(default=256, ge=16, le=4096)
     overlap: int = Field(default=32, ge=0, le=1024)
@@ -74,7 +93,9 @@ class NeuralOptions(BaseModel):
     crop_bottom_px: int | None = Field(default=None, ge=0, description="rows of SEM data bar to cut off the bottom")
 
     def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint).expanduser() if self.checkpoint is not None else default_checkpoint()
+        if self.checkpoint is not None:
+            return Path(self.checkpoint).expanduser()
+        return pretrained_checkpoint(self.pretrained)
 
 
 def file_digest(path: Path) -> str:
@@ -84,6 +105,23 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def boundary_precipitates(second: NDArray[np.bool_], boundary: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Second-phase particles that sit on a grain boundary and are much smaller than a grain (below
+    ``PARTICLE_GRAIN_AREA`` × ℓ̄², ℓ̄ the boundaries' mean intercept): the boundary runs through them, so they
+    count as boundary for grain size; large second-phase regions keep their own outlines."""
+    if not second.any() or not boundary.any():
+        return np.zeros_like(second)
+    length, n = intercept_counts(skeletonize(boundary), np.ones_like(boundary))
+    ell = length / max(n, 1)
+    labels = skmeasure.label(second, connectivity=2)
+    area = np.bincount(labels.ravel())
+    touching = np.unique(labels[binary_dilation(boundary) & second])
+    keep = np.zeros(area.size, dtype=bool)
+    keep[touching] = area[touching] <= PARTICLE_GRAIN_AREA * ell * ell
+    keep[0] = False
+    return keep[labels]
 
 
 def labels_to_segmentation(
@@ -97,7 +135,7 @@ def labels_to_segmentation(
 
     pores, second, crack = mask("pore"), mask("second_phase"), mask("crack")
     solid = ~pores & ~crack
-    skeleton = skeletonize(mask("boundary") & solid)
+    skeleton = skeletonize((mask("boundary") | boundary_precipitates(second, mask("boundary") & solid)) & solid)
     grains = grains_watershed(solid, skeleton, MIN_GRAIN_AREA_PX)
     crack_labels = skmeasure.label(crack, connectivity=2).astype(np.int32)
     crack_skel = skeletonize(crack)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from scipy.ndimage import gaussian_filter
 from torch.utils.data import Dataset
 
 from imaging.base import ImageReadError, ImagingError
@@ -211,6 +212,7 @@ class Augment:
     brightness: float = 0.1  # additive shift, uniform in ±brightness
     contrast: float = 0.15  # multiplicative factor about the crop mean, uniform in 1 ± contrast
     noise: float = 0.03  # Gaussian noise std drawn uniformly in [0, noise]
+    blur_px: float = 0.0  # Gaussian blur σ drawn uniformly in [0, blur_px] (a wider probe or slight defocus)
 
 
 class CropDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -264,6 +266,8 @@ class CropDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 r = int(rng.integers(4))
                 img, mask = np.rot90(img, r), np.rot90(mask, r)
             img = img.astype(np.float32)
+            if a.blur_px > 0:
+                img = gaussian_filter(img, rng.uniform(0, a.blur_px))
             mean = float(img.mean())
             gain = 1 + rng.uniform(-a.contrast, a.contrast)
             img = (img - mean) * gain + mean + rng.uniform(-a.brightness, a.brightness)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
 
 from imaging.models.config import UNetConfig
@@ -28,6 +29,7 @@ from imaging.models.unet import UNet
 from imaging.normalize import PercentileStretch
 from imaging.train.checkpoint import CheckpointError, load_checkpoint, load_model, load_state, save_checkpoint
 from imaging.train.dataset import (
+    Augment,
     CropDataset,
     DatasetError,
     Sample,
@@ -56,6 +58,19 @@ class TrainConfig(BaseModel):
     class_balanced: bool = Field(default=True, description="inverse-frequency weighted cross-entropy")
     dice_weight: float = Field(default=0.0, ge=0, description="weight of a soft Dice term added to the loss")
     max_class_weight: float = Field(default=50.0, gt=0, description="cap on class_balanced weights")
+    class_weight_power: float = Field(
+        default=1.0, gt=0, le=1, description="class_balanced weights ∝ frequency^−power (0.5: square-root balancing)"
+    )
+    normalization: Literal["per_image", "dataset"] = Field(
+        default="dataset",
+        description="per_image: each image stretched by its own 0.5/99.5 percentiles (robust to another microscope's "
+        "brightness and contrast); dataset: the training set's percentiles, fixed",
+    )
+    augment_noise: float = Field(default=0.03, ge=0, le=0.5, description="max σ of added Gaussian noise (normalized)")
+    augment_blur_px: float = Field(default=0.0, ge=0, le=4, description="max σ of a random Gaussian blur, pixels")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="constant", description="cosine: decay to 1 % of lr over all epochs, after a one-epoch warm-up"
+    )
     patience: int | None = Field(default=10, ge=1, description="epochs without val mIoU gain before stopping")
     seed: int = Field(default=0, ge=0)
     val_fraction: float = Field(default=0.15, ge=0, lt=1)
@@ -109,13 +124,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def class_weights(freq: NDArray[np.float64], cap: float) -> torch.Tensor:
-    """Inverse-frequency weights normalized to mean 1 over the classes present; absent classes get 0."""
+def class_weights(freq: NDArray[np.float64], cap: float, power: float = 1.0) -> torch.Tensor:
+    """Weights ∝ frequency^−power normalized to mean 1 over the classes present; absent classes get 0. Full
+    inverse frequency (power 1) makes rare classes over-predicted; 0.5 trades recall for precision."""
     present = freq > 0
     w = np.zeros_like(freq)
-    w[present] = 1.0 / freq[present]
+    w[present] = freq[present] ** -power
     w[present] /= w[present].mean()
     return torch.as_tensor(np.minimum(w, cap), dtype=torch.float32)
+
+
+def lr_scheduler(opt: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> LambdaLR:
+    """Per-step learning-rate factor: constant, or linear warm-up over the first epoch then cosine to 1 %."""
+    total, warm = max(config.epochs * steps_per_epoch, 1), max(steps_per_epoch, 1)
+
+    def factor(step: int) -> float:
+        if config.lr_schedule == "constant":
+            return 1.0
+        if step < warm:
+            return (step + 1) / warm
+        t = min((step - warm) / max(total - warm, 1), 1.0)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return LambdaLR(opt, factor)
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -176,7 +207,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         run_dir, [s.name for s in folder.samples], config.seed, config.val_fraction, config.test_fraction
     )
     train_s, val_s, test_s = (folder.by_name(split[k]) for k in ("train", "val", "test"))
-    norm = PercentileStretch().fit([s.pixels for s in train_s])
+    norm = PercentileStretch()
+    if config.normalization == "dataset":
+        norm = norm.fit([s.pixels for s in train_s])
     (run_dir / "normalization.json").write_text(json.dumps(norm.model_dump(), indent=2))
     device = resolve_device(config.device)
     amp = config.amp and device.type == "cuda"
@@ -196,13 +229,18 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     model.to(device)
 
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    ce_weight = class_weights(class_frequencies(train_s, len(classes)), config.max_class_weight).to(device)
-    data = CropDataset(train_s, norm, config.crop_size, config.samples_per_epoch, config.seed)
+    freq = class_frequencies(train_s, len(classes))
+    ce_weight = class_weights(freq, config.max_class_weight, config.class_weight_power).to(device)
+    augment = Augment(noise=config.augment_noise, blur_px=config.augment_blur_px)
+    data = CropDataset(train_s, norm, config.crop_size, config.samples_per_epoch, config.seed, augment)
+    sched = lr_scheduler(opt, config, math.ceil(config.samples_per_epoch / config.batch_size))
     history: list[dict[str, Any]] = []
     best_miou, best_epoch, since_best, start = -math.inf, -1, 0, 0
     if resume is not None and resume.train_state is not None:
         st = resume.train_state
         opt.load_state_dict(st["optimizer"])
+        if st.get("scheduler") is not None:
+            sched.load_state_dict(st["scheduler"])
         history, best_epoch, since_best = list(st["history"]), int(st["best_epoch"]), int(st["since_best"])
         best_miou = float(st["best_miou"])
         start = int(resume.metadata["epoch"]) + 1
@@ -250,6 +288,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             losses.append(float(loss.detach()))
         val = evaluate(model, val_s, norm, classes, device, config.boundary_tolerance_px, amp) if val_s else None
         train_loss = float(np.mean(losses))
@@ -263,6 +302,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             since_best += 1
         state = {
             "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
             "history": history,
             "best_epoch": best_epoch,
             "best_miou": best_miou,

@@ -47,9 +47,13 @@ def dataset(
     n: Annotated[int, typer.Option("--n", min=1, help="number of micrographs")] = 40,
     seed: Annotated[int, typer.Option("--seed", help="seed of the design, the samples and the fields")] = 0,
     size_px: Annotated[int, typer.Option("--size-px", min=8, max=4096, help="frame width and height")] = 256,
-    artifacts: Annotated[str, typer.Option("--artifacts", help="SEM artifact preset: default, strong or none")] = (
-        "default"
-    ),
+    artifacts: Annotated[
+        str,
+        typer.Option(
+            "--artifacts",
+            help="SEM artifacts: default, strong, none, or random (each image drawn from the training ranges)",
+        ),
+    ] = ("default"),
     pixel_size_um: Annotated[float | None, typer.Option("--pixel-size-um", help="default: the system's")] = None,
 ) -> None:
     """Training data for segmentation: micrographs (TIFF), class masks (PNG) and a manifest with true features."""
@@ -58,9 +62,9 @@ def dataset(
 
     if system not in SYSTEMS:
         raise typer.BadParameter(f"unknown system {system!r}; valid: {', '.join(SYSTEMS)}", param_hint="SYSTEM")
-    if artifacts not in ARTIFACT_PRESETS:
+    if artifacts not in (*ARTIFACT_PRESETS, "random"):
         raise typer.BadParameter(
-            f"unknown preset {artifacts!r}; valid: {', '.join(ARTIFACT_PRESETS)}", param_hint="--artifacts"
+            f"unknown preset {artifacts!r}; valid: {', '.join([*ARTIFACT_PRESETS, 'random'])}", param_hint="--artifacts"
         )
     try:
         manifest = export_dataset(

@@ -7,14 +7,18 @@ Layout of the output folder::
     DIR/manifest.json      {"classes", "pixel_size_um", "generator", "artifacts", "items": [...]}
 
 Class index map, derived from the renderer's ground truth (``render.Masks``), by precedence
-**crack > pore > boundary > second phase > matrix**: a pixel is ``crack`` if it lies on a crack, else ``pore``
-if in a pore, else ``boundary`` if on a one-pixel grain boundary (``Masks.boundary``), else ``second_phase``
-if in a particle or a boundary precipitate, else ``matrix``. Boundaries therefore never hide pores or cracks,
-so the pore and crack fractions of a mask equal the field's true porosity and crack area fraction exactly.
+**crack > pore > second phase > boundary > matrix**, the order in which the SEM renderer paints them: a pixel
+is ``crack`` if it lies on a crack, else ``pore`` if in a pore, else ``second_phase`` if in a particle or a
+boundary precipitate, else ``boundary`` if within the grain-boundary groove, else ``matrix``. The groove is
+``boundary_width_px`` wide (default 3: the renderer's groove is the one-pixel boundary blurred with σ = 0.7 px,
+darker than half depth over about three pixels), so the label marks what the image shows. Boundaries only ever
+cover matrix, so the pore, crack and second-phase fractions of a mask equal the field's true fractions exactly.
 
-Artifact settings are named presets (``ARTIFACT_PRESETS``) or any ``Artifacts``, recorded in the manifest, so
-that a held-out test set can be rendered with settings never seen in training. Deterministic by seed; the
-microstructures (and masks) depend on the seed only, so two presets with one seed image the same structures.
+Artifact settings are named presets (``ARTIFACT_PRESETS``), any ``Artifacts``, or ``"random"``: each image
+drawn from ``TRAIN_RANGES`` (domain randomization for training), recorded per item in the manifest. The
+``default`` preset lies beyond those ranges in scan jitter and charging, ``strong`` in every artifact.
+Deterministic by seed; the microstructures (and masks) depend on the seed only, so two presets with one seed
+image the same structures.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+from scipy.ndimage import binary_dilation
 
 from instruments.sim.features import field_truth
 from instruments.sim.render import Masks, Microstructure, render_masks
@@ -38,6 +43,17 @@ from instruments.sim.tiff import write_micrograph
 CLASSES = ("matrix", "second_phase", "pore", "boundary", "crack")
 MATRIX_CLS, SECOND_PHASE_CLS, PORE_CLS, BOUNDARY_CLS, CRACK_CLS = range(len(CLASSES))
 
+#: Ranges of the ``"random"`` artifact setting (uniform; dose log-uniform). They leave out the scan jitter and
+#: charging of the ``default`` microscope and every artifact of ``strong``, so that test sets rendered with those
+#: presets measure how a model trained on ``random`` carries over to settings it has never seen.
+TRAIN_RANGES: dict[str, tuple[float, float]] = {
+    "blur_px": (0.3, 1.2),
+    "dose": (60.0, 600.0),
+    "drift": (0.0, 0.1),
+    "jitter_px": (0.0, 0.4),
+    "charging": (0.0, 0.2),
+}
+
 ARTIFACT_PRESETS: dict[str, Artifacts] = {
     "default": Artifacts(),
     "strong": Artifacts(blur_px=1.6, dose=25.0, drift=0.2, jitter_px=1.2, charging=1.0),
@@ -46,23 +62,43 @@ ARTIFACT_PRESETS: dict[str, Artifacts] = {
 }
 
 
-def class_mask(masks: Masks) -> NDArray[np.uint8]:
-    """(H, W) uint8 class indices into ``CLASSES`` (precedence crack > pore > boundary > second phase > matrix)."""
+def class_mask(masks: Masks, boundary_width_px: int = 3) -> NDArray[np.uint8]:
+    """(H, W) uint8 class indices into ``CLASSES`` (precedence crack > pore > second phase > boundary > matrix);
+    boundaries are ``boundary_width_px`` wide (odd, ≥ 1) about the renderer's one-pixel boundary."""
+    if boundary_width_px < 1 or boundary_width_px % 2 == 0:
+        raise ValueError(f"boundary_width_px must be an odd number ≥ 1, got {boundary_width_px}")
     out = np.full(masks.phase.shape, MATRIX_CLS, dtype=np.uint8)
+    band = masks.boundary
+    if boundary_width_px > 1:
+        band = binary_dilation(band, np.ones((3, 3), bool), iterations=boundary_width_px // 2)
+    out[band] = BOUNDARY_CLS
     out[masks.second_phase] = SECOND_PHASE_CLS
-    out[masks.boundary] = BOUNDARY_CLS
     out[masks.pore] = PORE_CLS
     out[masks.crack] = CRACK_CLS
     return out
 
 
 def resolve_artifacts(artifacts: str | Artifacts) -> tuple[str, Artifacts]:
-    """(name, settings) of a preset name or of explicit settings (named ``custom``)."""
+    """(name, settings) of a preset name or of explicit settings (named ``custom``); ``"random"`` gives the
+    default settings here (each image then draws its own with ``random_artifacts``)."""
     if isinstance(artifacts, Artifacts):
         return "custom", artifacts
+    if artifacts == "random":
+        return "random", Artifacts()
     if artifacts not in ARTIFACT_PRESETS:
-        raise ValueError(f"unknown artifact preset {artifacts!r}; valid: {', '.join(ARTIFACT_PRESETS)}")
+        valid = ", ".join([*ARTIFACT_PRESETS, "random"])
+        raise ValueError(f"unknown artifact preset {artifacts!r}; valid: {valid}")
     return artifacts, ARTIFACT_PRESETS[artifacts]
+
+
+def random_artifacts(rng: np.random.Generator) -> Artifacts:
+    """Artifact settings drawn from ``TRAIN_RANGES`` (dose log-uniform, the rest uniform)."""
+    values: dict[str, float] = {}
+    for key, (lo, hi) in TRAIN_RANGES.items():
+        values[key] = (
+            float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if key == "dose" else float(rng.uniform(lo, hi))
+        )
+    return Artifacts(**values)
 
 
 def export_dataset(
@@ -75,6 +111,7 @@ def export_dataset(
     artifacts: str | Artifacts = "default",
     pixel_size_um: float | None = None,
     bits: int = 16,
+    boundary_width_px: int = 3,
 ) -> dict[str, Any]:
     """Renders ``n`` micrographs of ``system`` across its input space (failed samples skipped) into ``out``.
 
@@ -103,19 +140,25 @@ def export_dataset(
         rng = rng_for(seed, system, i, "dataset-field")
         masks = render_masks(Microstructure.from_truth(outcome.truth), (size_px, size_px), px, rng)
         signal = structure_image(masks, rng)
-        art_rng = rng_for(seed, system, i, "dataset-artifacts", art.model_dump(mode="json"))
-        image = apply_artifacts(signal, art, art_rng, out_of_focus=False, bits=bits)
+        if name == "random":
+            art_rng = rng_for(seed, system, i, "dataset-artifacts", "random")
+            item_art = random_artifacts(art_rng)
+        else:
+            art_rng = rng_for(seed, system, i, "dataset-artifacts", art.model_dump(mode="json"))
+            item_art = art
+        image = apply_artifacts(signal, item_art, art_rng, out_of_focus=False, bits=bits)
         stem = f"{system}_s{seed}_{len(items):04d}"
         image_rel, mask_rel = f"images/{stem}.tif", f"masks/{stem}.png"
         metadata = {"instrument": "sim-sem", "system": system, "conditions": _plain(cond), "bits": bits}
         write_micrograph(out / image_rel, image, px, metadata)
-        Image.fromarray(class_mask(masks), mode="L").save(out / mask_rel)
+        Image.fromarray(class_mask(masks, boundary_width_px), mode="L").save(out / mask_rel)
         items.append(
             {
                 "image": image_rel,
                 "mask": mask_rel,
                 "pixel_size_um": px,
                 "conditions": _plain(cond),
+                "artifacts": item_art.model_dump(mode="json"),
                 "truth": _plain(field_truth(masks, px)),
                 "sample_truth": _plain({k: v for k, v in outcome.truth.items() if isinstance(v, int | float | str)}),
             }
@@ -124,10 +167,12 @@ def export_dataset(
         raise RuntimeError(f"only {len(items)} of {n} samples of {system} succeeded (failures: {failures})")
     manifest: dict[str, Any] = {
         "classes": list(CLASSES),
-        "class_precedence": ["crack", "pore", "boundary", "second_phase", "matrix"],
+        "class_precedence": ["crack", "pore", "second_phase", "boundary", "matrix"],
+        "boundary_width_px": boundary_width_px,
         "pixel_size_um": px,
         "generator": f"matloop sim {system} seed={seed} artifacts={name}",
-        "artifacts": art.model_dump(mode="json"),
+        "artifacts": "random" if name == "random" else art.model_dump(mode="json"),
+        "artifact_ranges": TRAIN_RANGES if name == "random" else None,
         "size_px": size_px,
         "skipped_failures": failures,
         "items": items,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from imaging.base import ImageAnalyzer, ImageInput
 from imaging.cli import app
 from imaging.models import UNetConfig
-from imaging.neural import NeuralPipeline, default_checkpoint
+from imaging.neural import NeuralPipeline, bundled_checkpoint, default_checkpoint, pretrained_checkpoint
 from imaging.quantify import FEATURE_UNITS
 from imaging.registry import analyzer_outputs, available, make_analyzer
 from imaging.train import CheckpointError, TrainConfig, train
@@ -100,7 +100,18 @@ def test_outputs_without_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "unet" in available()
     assert default_checkpoint("x") == tmp_path / "models" / "unet-x.pt"
     with pytest.raises(CheckpointError, match="pretrain"):
-        make_analyzer("unet", {})
+        make_analyzer("unet", {"pretrained": "no_such_system"})
+
+
+def test_bundled_model_unless_the_user_pretrained_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATLOOP_CACHE", str(tmp_path))
+    bundled = bundled_checkpoint("two_phase_alloy")
+    assert bundled.is_file() and bundled.stat().st_size < 2_000_000
+    assert pretrained_checkpoint("two_phase_alloy") == bundled
+    own = default_checkpoint("two_phase_alloy")
+    own.parent.mkdir(parents=True)
+    own.write_bytes(bundled.read_bytes())
+    assert pretrained_checkpoint("two_phase_alloy") == own
 
 
 def test_pretrain_quick_writes_default_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,18 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
+from scipy.ndimage import binary_dilation
 from typer.testing import CliRunner
 
 from instruments.sim.cli import app
-from instruments.sim.dataset import ARTIFACT_PRESETS, CLASSES, class_mask, export_dataset, resolve_artifacts
+from instruments.sim.dataset import (
+    ARTIFACT_PRESETS,
+    CLASSES,
+    TRAIN_RANGES,
+    class_mask,
+    export_dataset,
+    resolve_artifacts,
+)
 from instruments.sim.render import Microstructure, render_masks
 from instruments.sim.seeding import rng_for
 from instruments.sim.tiff import read_pixel_size_um
@@ -70,9 +78,35 @@ def test_precedence() -> None:
     cls = class_mask(masks)
     assert (cls[masks.crack] == CLASSES.index("crack")).all()
     assert (cls[masks.pore] == CLASSES.index("pore")).all()
-    plain_boundary = masks.boundary & ~masks.pore & ~masks.crack
+    assert (cls[masks.second_phase & ~masks.pore & ~masks.crack] == CLASSES.index("second_phase")).all()
+    plain_boundary = masks.boundary & (masks.phase == 0)
     assert (cls[plain_boundary] == CLASSES.index("boundary")).all()
-    assert (cls[~masks.boundary & (masks.phase == 0)] == 0).all()
+    # the groove is three pixels wide: every boundary-class pixel lies within one pixel (8-connected) of a boundary
+    near = binary_dilation(masks.boundary, np.ones((3, 3), bool))
+    assert (cls == CLASSES.index("boundary")).sum() > 2 * plain_boundary.sum()
+    assert not ((cls == CLASSES.index("boundary")) & ~near).any()
+    assert (cls[~near & (masks.phase == 0)] == 0).all()
+    # one-pixel labels on request; even widths have no centre
+    thin = class_mask(masks, boundary_width_px=1)
+    assert ((thin == CLASSES.index("boundary")) == plain_boundary).all()
+    with pytest.raises(ValueError, match="odd"):
+        class_mask(masks, boundary_width_px=2)
+
+
+def test_random_artifacts_per_image_within_ranges(tmp_path: Path) -> None:
+    manifest = export_dataset("two_phase_alloy", tmp_path / "r", n=3, seed=0, size_px=48, artifacts="random")
+    settings = [item["artifacts"] for item in manifest["items"]]
+    assert len({json.dumps(s, sort_keys=True) for s in settings}) == 3
+    for s in settings:
+        for key, (lo, hi) in TRAIN_RANGES.items():
+            assert lo <= s[key] <= hi
+    # the held-out presets lie beyond the training ranges: default in jitter and charging, strong in everything
+    default = ARTIFACT_PRESETS["default"]
+    assert default.jitter_px > TRAIN_RANGES["jitter_px"][1] and default.charging > TRAIN_RANGES["charging"][1]
+    strong = ARTIFACT_PRESETS["strong"]
+    assert strong.blur_px > TRAIN_RANGES["blur_px"][1] and strong.dose < TRAIN_RANGES["dose"][0]
+    assert strong.drift > TRAIN_RANGES["drift"][1] and strong.jitter_px > TRAIN_RANGES["jitter_px"][1]
+    assert strong.charging > TRAIN_RANGES["charging"][1]
 
 
 def test_deterministic_by_seed(tmp_path: Path, exported: tuple[Path, dict]) -> None:
