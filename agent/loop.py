@@ -21,7 +21,7 @@ from agent.lifecycle import ExperimentState
 from agent.results import Scored, best, score, stale_for, target_reached
 from agent.spec import CampaignSpec
 from agent.store import Campaign, Experiment, ImageFile, MeasuredValue, Store
-from imaging.base import ImageInput, ImagingError, OverlayRenderer
+from imaging.base import ImageInput, ImagingError, ObjectReporter, OverlayRenderer
 from instruments.base import (
     InstrumentError,
     Micrograph,
@@ -252,10 +252,8 @@ class Agent:
             if state in (S.SYNTHESIZED, S.IMAGED):
                 assert sample is not None
                 with tempfile.TemporaryDirectory(prefix="matloop-overlay-") as tmp:
-                    values, overlays = await self._measure(exp, sample, Path(tmp))
-                    exp = self.store.record_measurements(
-                        eid, values, lab_time_s=self.lab_time(), artifacts=[("overlay", p) for p in overlays]
-                    )
+                    values, artifacts = await self._measure(exp, sample, Path(tmp))
+                    exp = self.store.record_measurements(eid, values, lab_time_s=self.lab_time(), artifacts=artifacts)
                 state = S.ANALYZED
             if state == S.ANALYZED:
                 self._complete(exp)
@@ -281,10 +279,13 @@ class Agent:
             # UNKNOWN: never received, send it now; RUNNING: the same key returns the sample being made.
         return await self._with_retries(exp, "synthesis", lambda: synth.synthesize(request))
 
-    async def _measure(self, exp: Experiment, sample: Sample, scratch: Path) -> tuple[list[MeasuredValue], list[Path]]:
-        """Measurements from the images and the characterizer; overlay PNGs when the analyzer draws them."""
+    async def _measure(
+        self, exp: Experiment, sample: Sample, scratch: Path
+    ) -> tuple[list[MeasuredValue], list[tuple[str, Path]]]:
+        """Measurements from the images and the characterizer, and artifacts as (kind, path): overlay PNGs when the
+        analyzer draws them, the objects CSV when it lists objects."""
         values: list[MeasuredValue] = []
-        overlays: list[Path] = []
+        artifacts: list[tuple[str, Path]] = []
         analyzer = self.lab.analyzer
         if analyzer is not None:
             inputs = [
@@ -301,9 +302,14 @@ class Agent:
             ]
             if self.lab.overlays and isinstance(analyzer, OverlayRenderer):
                 try:
-                    overlays = analyzer.render_overlays(features, scratch)
+                    artifacts += [("overlay", p) for p in analyzer.render_overlays(features, scratch)]
                 except (ImagingError, ValueError, OSError) as exc:  # a picture must not fail the experiment
                     self.store.log(self.cid, "overlay_failed", {"error": str(exc)}, experiment_id=_id(exp))
+            if isinstance(analyzer, ObjectReporter):
+                try:
+                    artifacts += [("objects", p) for p in analyzer.write_objects(scratch)]
+                except (ImagingError, ValueError, OSError) as exc:  # nor a table of objects
+                    self.store.log(self.cid, "objects_failed", {"error": str(exc)}, experiment_id=_id(exp))
         characterizer = self.lab.characterizer
         if characterizer is not None:
             ms = await self._with_retries(exp, "characterization", lambda: characterizer.measure(sample))
@@ -312,7 +318,7 @@ class Agent:
         missing = [n for n in self.spec_metric_names() if n not in got]
         if missing:
             raise PermanentFault(f"no measurement of {', '.join(missing)} for this sample", code="missing_measurement")
-        return values, overlays
+        return values, artifacts
 
     def spec_metric_names(self) -> list[str]:
         names = [o.name for o in self.spec.objectives]

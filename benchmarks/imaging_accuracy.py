@@ -1,13 +1,14 @@
 """Accuracy of segmentation and quantification on held-out simulated micrographs, U-Net against the classical
 baseline, side by side on the same images.
 
-Held-out sets are rendered with a seed the pretraining never uses and with fixed artifact presets: ``default``
-(beyond the training ranges, which are drawn at random per image, in scan jitter and charging) and ``strong``
-(beyond them in every artifact: blur, dose, drift, jitter, charging; often unreadable by eye). For each set and method it reports
-pooled mIoU and per-class IoU (the classical boundary skeleton is widened to the label's groove width first),
-the median relative error of the mean lineal intercept against the field's true one, and the median absolute
-porosity error in percentage points. Frames the classical pipeline rejects as unusable (no structure above
-noise) are left out for both methods and counted. Prints JSON; ``--markdown`` prints the README table instead.
+Held-out sets are rendered with a seed the pretraining never uses and with fixed artifact presets:
+``default`` (beyond the training ranges, which are drawn at random per image, in scan jitter and charging)
+and ``strong`` (beyond them in every artifact: blur, dose, drift, jitter, charging; often unreadable by eye).
+For each set and method: pooled mIoU and per-class IoU (the classical boundary skeleton is widened to the
+label's groove width first), the median relative error of the mean lineal intercept against the field's true
+one, and the median absolute porosity error in percentage points. Frames the classical pipeline rejects as
+unusable (no structure above noise) are left out for both methods and counted. Prints JSON; ``--markdown``
+prints the README table instead.
 
 ``python benchmarks/imaging_accuracy.py [--checkpoint PATH] [--n 16] [--size 256] [--system two_phase_alloy]``
 """

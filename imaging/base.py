@@ -59,3 +59,12 @@ class OverlayRenderer(Protocol):
     def render_overlays(self, features: Sequence[Feature], out_dir: Path) -> list[Path]:
         """Overlays of the frames of the last ``analyze`` call, written into ``out_dir``."""
         ...
+
+
+@runtime_checkable
+class ObjectReporter(Protocol):
+    """An analyzer that lists what it found as objects in µm (cracks, pores, inclusions, grains): one CSV row each."""
+
+    def write_objects(self, out_dir: Path) -> list[Path]:
+        """The objects of the frames of the last ``analyze`` call, written as CSV into ``out_dir``."""
+        ...

@@ -16,15 +16,26 @@ def _group() -> None:
 
 
 _PATH_FIELDS = ("dataset_dir", "run_dir", "init_weights")
+_TRAIN_TYPES = ("unet_train", "classifier_train", "regressor_train")
+
+
+def _config_class(kind: str) -> Any:
+    """The pydantic config class of a training ``type``."""
+    if kind == "unet_train":
+        from imaging.train.trainer import TrainConfig
+
+        return TrainConfig
+    from imaging.train.tasks import ClassifierTrainConfig, RegressorTrainConfig
+
+    return ClassifierTrainConfig if kind == "classifier_train" else RegressorTrainConfig
 
 
 def load_train_config(path: Path) -> Any:
-    """A ``TrainConfig`` from YAML; relative paths are taken relative to the YAML file. Raises ``typer.Exit(2)``
-    after printing which field is wrong."""
+    """A training config from YAML, its class picked by ``type:`` (``unet_train`` when absent: ``TrainConfig``;
+    ``classifier_train``: ``ClassifierTrainConfig``; ``regressor_train``: ``RegressorTrainConfig``); relative
+    paths are taken relative to the YAML file. Raises ``typer.Exit(2)`` after printing which field is wrong."""
     import yaml
     from pydantic import ValidationError
-
-    from imaging.train.trainer import TrainConfig
 
     try:
         raw = yaml.safe_load(path.read_text())
@@ -35,16 +46,20 @@ def load_train_config(path: Path) -> Any:
         typer.echo(f"error: {path} is not valid YAML: {exc}", err=True)
         raise typer.Exit(2) from exc
     if not isinstance(raw, dict):
-        typer.echo(f"error: {path}: expected a mapping of TrainConfig fields, got {type(raw).__name__}", err=True)
+        typer.echo(f"error: {path}: expected a mapping of training config fields, got {type(raw).__name__}", err=True)
+        raise typer.Exit(2)
+    kind = raw.get("type", "unet_train")
+    if kind not in _TRAIN_TYPES:
+        typer.echo(f"error: {path}: field 'type' is {kind!r}; expected one of {', '.join(_TRAIN_TYPES)}", err=True)
         raise typer.Exit(2)
     for key in _PATH_FIELDS:
         if isinstance(raw.get(key), str) and not Path(raw[key]).expanduser().is_absolute():
             raw[key] = str(path.parent / raw[key])
     try:
-        return TrainConfig.model_validate(raw)
+        return _config_class(kind).model_validate(raw)
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
-        typer.echo(f"error: {path}: invalid training config:\n" + "\n".join(lines), err=True)
+        typer.echo(f"error: {path}: invalid {kind} config:\n" + "\n".join(lines), err=True)
         raise typer.Exit(2) from exc
 
 
@@ -52,12 +67,25 @@ def load_train_config(path: Path) -> Any:
 def train(
     config: Annotated[Path, typer.Argument(help="YAML file of TrainConfig fields", metavar="CONFIG.yaml")],
 ) -> None:
-    """Trains a U-Net as CONFIG.yaml says; resumes from RUN_DIR/last.pt when present."""
+    """Trains the model CONFIG.yaml describes: its ``type:`` is unet_train (the default; a U-Net, resumed from
+    RUN_DIR/last.pt when present), classifier_train (an image classifier) or regressor_train (a property
+    regressor with uncertainty)."""
     from imaging.base import ImagingError
+    from imaging.train.tasks import ClassifierTrainConfig, RegressorTrainConfig, train_classifier, train_regressor
     from imaging.train.trainer import train as run_training
 
     cfg = load_train_config(config)
     try:
+        if isinstance(cfg, ClassifierTrainConfig | RegressorTrainConfig):
+            if isinstance(cfg, ClassifierTrainConfig):
+                image_result = train_classifier(cfg, log=typer.echo)
+            else:
+                image_result = train_regressor(cfg, log=typer.echo)
+            loss = "-" if image_result.best_val_loss is None else f"{image_result.best_val_loss:.4f}"
+            typer.echo(
+                f"done: best epoch {image_result.best_epoch + 1}, val loss {loss}; checkpoint {image_result.best_path}"
+            )
+            return
         result = run_training(cfg, log=typer.echo)
     except ImagingError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -29,10 +29,16 @@ from imaging.classical import PARTICLE_GRAIN_AREA, Segmentation, grain_seeds, gr
 from imaging.infer import predict_tiled
 from imaging.intercept import astm_grain_number, astm_sigma, intercept_counts
 from imaging.io import LoadedImage, read_input
+from imaging.objects import Frame, write_objects_csv
+from imaging.overlay import CLASSES as OVERLAY_CLASSES
+from imaging.overlay import label_map_from_segmentation, render_overlay
 from imaging.phases import Phases
+from imaging.planimetric import planimetric_astm
+from imaging.properties import PropertyPredictor
 from imaging.quality import noise_sigma
 from imaging.quantify import FEATURE_UNITS, Estimate, measure, pool
 from imaging.train.checkpoint import CheckpointError, load_model
+from imaging.train.image_checkpoint import load_image_checkpoint
 
 DEFAULT_SYSTEM = "two_phase_alloy"
 RESCALE_TOLERANCE = 0.10  # image and training pixel sizes further apart than this (relative) → rescale
@@ -44,6 +50,15 @@ METHODS: dict[str, str] = {
     "grain_size_um": "unet: mean lineal intercept (ASTM E112) on the boundary class skeleton, rows and columns",
     "grain_size_ecd_um": "unet: mean equivalent-circle diameter of watershed grains between predicted boundaries",
     "astm_grain_number": "unet: ASTM E112 G from the mean lineal intercept",
+    "grain_size_planimetric_um": "unet: ASTM E112 planimetric (Jeffries) count of watershed grains, N_A = "
+    "(inside + ½ cut by the edge + ¼ at a corner) / grain area; mean diameter d = 1/√N_A",
+    "astm_grain_number_planimetric": "unet: ASTM E112 G = 3.321928·log10(N_A per mm²) − 2.954 (planimetric)",
+    "grain_size_d10_um": "unet: 10th percentile of the ECD of watershed grains off the border (by number)",
+    "grain_size_d50_um": "unet: median ECD of watershed grains off the border (by number)",
+    "grain_size_d90_um": "unet: 90th percentile of the ECD of watershed grains off the border (by number)",
+    "pore_count": "unet: 8-connected pore-class objects per field",
+    "pore_size_um": "unet: mean ECD of pore-class objects not cut by the edge",
+    "pore_size_d90_um": "unet: 90th percentile of the ECD of pore-class objects not cut by the edge (by number)",
     "crack_count": "unet: connected crack-class objects",
     "crack_length_um": "unet: summed crack skeleton length",
     "crack_density_per_mm": "unet: crack length per area (mm/mm²)",
@@ -91,11 +106,30 @@ class NeuralOptions(BaseModel):
     subfields: int = Field(default=3, ge=1, le=8, description="sampling σ from k×k subfields")
     pixel_size_um: float | None = Field(default=None, gt=0.0, description="overrides the instrument and file metadata")
     crop_bottom_px: int | None = Field(default=None, ge=0, description="rows of SEM data bar to cut off the bottom")
+    property_models: tuple[Path, ...] = Field(
+        default=(),
+        description="regressor checkpoints (matloop imaging train, type regressor_train) whose predicted "
+        "properties, with their σ, are reported beside the segmentation features",
+    )
 
     def checkpoint_path(self) -> Path:
         if self.checkpoint is not None:
             return Path(self.checkpoint).expanduser()
         return pretrained_checkpoint(self.pretrained)
+
+
+def property_outputs(paths: Sequence[Path]) -> dict[str, str]:
+    """Names and units predicted by regressor checkpoints (metadata only); a name that a segmentation feature or
+    another model already reports is an error naming the file."""
+    out: dict[str, str] = {}
+    for path in paths:
+        ckpt = load_image_checkpoint(Path(path).expanduser(), "regression")
+        for target in ckpt.metadata["targets"]:
+            name = str(target["name"])
+            if name in FEATURE_UNITS or name in out:
+                raise CheckpointError(f"{path}: predicts {name!r}, which another feature or model already reports")
+            out[name] = str(target["unit"])
+    return out
 
 
 def file_digest(path: Path) -> str:
@@ -175,6 +209,7 @@ class NeuralPipeline:
     identity: ``"unet:"`` + the first 12 hex digits of the checkpoint file's SHA-256."""
 
     name: str = "unet"
+    _frames: tuple[Frame, ...] = ()  # segmentations of the last analyze, for ``write_objects``
 
     def __init__(self, **options: Any) -> None:
         self.options = NeuralOptions(**options)
@@ -189,15 +224,18 @@ class NeuralPipeline:
         self.normalization = self.checkpoint.normalization
         if self.options.mc_samples > 0 and self.checkpoint.model_config.dropout <= 0:
             raise CheckpointError(f"{path}: mc_samples > 0 needs a model trained with dropout, and this one has none")
+        property_outputs(self.options.property_models)  # names clash-checked before any model is built
+        self.predictors = [PropertyPredictor(p, device=self.options.device) for p in self.options.property_models]
 
     @classmethod
     def outputs_for(cls, options: dict[str, Any]) -> dict[str, str]:
-        """Feature names and units, after validating ``options`` (pydantic ``ValidationError``); loads nothing."""
-        NeuralOptions(**options)
-        return dict(FEATURE_UNITS)
+        """Feature names and units, after validating ``options`` (pydantic ``ValidationError``); reads only the
+        metadata of property models, builds no network."""
+        opts = NeuralOptions(**options)
+        return {**FEATURE_UNITS, **property_outputs(opts.property_models)}
 
     def outputs(self) -> dict[str, str]:
-        return dict(FEATURE_UNITS)
+        return {**FEATURE_UNITS, **{name: unit for p in self.predictors for name, unit in p.targets}}
 
     def load(self, image: ImageInput) -> LoadedImage:
         size = self.options.pixel_size_um or image.pixel_size_um
@@ -251,7 +289,12 @@ class NeuralPipeline:
             seg = labels_to_segmentation(lab, normalized, self.classes)
             return measure(seg, px, k=k, min_grain_area_px=MIN_GRAIN_AREA_PX)
 
-        base = features(labels)
+        seg = labels_to_segmentation(labels, normalized, self.classes)
+        self._frames = (
+            *self._frames,
+            Frame(Path(str(loaded.metadata.get("file", "image"))).name, seg, px, MIN_GRAIN_AREA_PX),
+        )
+        base = measure(seg, px, k=k, min_grain_area_px=MIN_GRAIN_AREA_PX)
         samples = [features(s) for s in self.sample_labels(normalized)]
         if len(samples) < 2:
             return base
@@ -265,11 +308,50 @@ class NeuralPipeline:
         """Features of one sample pooled over its images. Raises ``ImageReadError`` for an unreadable file."""
         if not images:
             raise ImagingError("no images to analyze: the sample has no micrographs")
-        per_image = [self.measure(self.load(image)) for image in images]
+        self._frames = ()
+        loaded = [self.load(image) for image in images]
+        per_image = [self.measure(page) for page in loaded]
         pooled = {name: pool([m[name] for m in per_image]) for name in FEATURE_UNITS}
+        predicted = self._predict_properties(loaded)
         grain = pooled["grain_size_um"]
         pooled["astm_grain_number"] = Estimate(astm_grain_number(grain.value), astm_sigma(grain.value, grain.sigma))
+        pooled["astm_grain_number_planimetric"] = planimetric_astm(pooled["grain_size_planimetric_um"])
         return [
             Feature(name, pooled[name].value, pooled[name].sigma, unit, METHODS[name])
             for name, unit in FEATURE_UNITS.items()
-        ]
+        ] + predicted
+
+    def _predict_properties(self, loaded: Sequence[LoadedImage]) -> list[Feature]:
+        """Each property model's prediction for every frame, pooled like the segmentation features."""
+        out = []
+        for predictor in self.predictors:
+            per_frame = [predictor.predict(page.pixels, page.pixel_size_um) for page in loaded]
+            method = f"unet: property regressor {predictor.checkpoint.path.name} (ensemble + MC dropout σ)"
+            for j, (name, unit) in enumerate(predictor.targets):
+                est = pool([Estimate(f[j].value, f[j].sigma) for f in per_frame])
+                out.append(Feature(name, est.value, est.sigma, unit, method))
+        return out
+
+    def write_objects(self, out_dir: Path) -> list[Path]:
+        """Cracks, pores, inclusions and grains of the frames of the last ``analyze`` call, as one CSV."""
+        return [write_objects_csv(self._frames, out_dir / f"{self.name}.objects.csv")]
+
+    def render_overlays(self, features: Sequence[Feature], out_dir: Path) -> list[Path]:
+        """One overlay PNG per frame of the last ``analyze`` call: the normalized frame (at the resolution it was
+        segmented at), the predicted classes over it, and the sample's features ± σ."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, frame in enumerate(self._frames):
+            stem = Path(frame.file).stem
+            paths.append(
+                render_overlay(
+                    frame.seg.normalized,
+                    label_map_from_segmentation(frame.seg),
+                    OVERLAY_CLASSES,
+                    features,
+                    out_dir / f"{i:02d}_{stem}.overlay.png",
+                    title=f"{stem[:12]} — {self.version}",
+                    pixel_size_um=frame.pixel_size_um,
+                )
+            )
+        return paths

@@ -17,7 +17,9 @@ from imaging.base import Feature, ImageInput, ImagingError
 from imaging.classical import Segmentation, SegmentParams, segment
 from imaging.intercept import astm_grain_number, astm_sigma
 from imaging.io import LoadedImage, load_pages, read_input
+from imaging.objects import Frame, write_objects_csv
 from imaging.overlay import CLASSES, label_map_from_segmentation, render_overlay
+from imaging.planimetric import planimetric_astm
 from imaging.quantify import FEATURE_UNITS, Estimate, measure, pool
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,15 @@ METHODS: dict[str, str] = {
     "grain_size_um": "classical: mean lineal intercept (ASTM E112) on {method} ridges, rows and columns",
     "grain_size_ecd_um": "classical: mean equivalent-circle diameter of watershed grains",
     "astm_grain_number": "classical: ASTM E112 G from the mean lineal intercept",
+    "grain_size_planimetric_um": "classical: ASTM E112 planimetric (Jeffries) count of watershed grains, N_A = "
+    "(inside + ½ cut by the edge + ¼ at a corner) / grain area; mean diameter d = 1/√N_A",
+    "astm_grain_number_planimetric": "classical: ASTM E112 G = 3.321928·log10(N_A per mm²) − 2.954 (planimetric)",
+    "grain_size_d10_um": "classical: 10th percentile of the ECD of watershed grains off the border (by number)",
+    "grain_size_d50_um": "classical: median ECD of watershed grains off the border (by number)",
+    "grain_size_d90_um": "classical: 90th percentile of the ECD of watershed grains off the border (by number)",
+    "pore_count": "classical: 8-connected pores per field",
+    "pore_size_um": "classical: mean ECD of pores not cut by the edge",
+    "pore_size_d90_um": "classical: 90th percentile of the ECD of pores not cut by the edge (by number)",
     "crack_count": "classical: long slender loop-free dark objects",
     "crack_length_um": "classical: summed crack length",
     "crack_density_per_mm": "classical: crack length per area (mm/mm²)",
@@ -124,13 +135,12 @@ class ClassicalPipeline:
         seg = self.segment(loaded)
         self._last.append((loaded, seg))
         margin = math.ceil(2 * max(params.ridge_sigmas_px) + 1)
-        open_radius = params.max_line_width_px / 2 + 0.5
         return measure(
             seg,
             loaded.pixel_size_um,
             k=self.options.subfields,
             margin_px=margin,
-            min_grain_area_px=math.pi * open_radius**2,
+            min_grain_area_px=self._min_grain_area_px(),
             min_crack_length_um=seg.min_crack_length_px * loaded.pixel_size_um,
         )
 
@@ -156,6 +166,7 @@ class ClassicalPipeline:
         pooled = {name: pool([m[name] for m in per_image]) for name in FEATURE_UNITS}
         grain = pooled["grain_size_um"]
         pooled["astm_grain_number"] = _astm(grain)
+        pooled["astm_grain_number_planimetric"] = planimetric_astm(pooled["grain_size_planimetric_um"])
         return [
             Feature(
                 name,
@@ -167,6 +178,22 @@ class ClassicalPipeline:
             for name, unit in FEATURE_UNITS.items()
         ]
 
+    def _min_grain_area_px(self) -> float:
+        """Grains smaller than a disk just wider than a line (the smallest pore) are not counted."""
+        return math.pi * (self.options.max_line_width_px / 2 + 0.5) ** 2
+
+    def write_objects(self, out_dir: Path) -> list[Path]:
+        """Cracks, pores, inclusions and grains of the frames of the last ``analyze`` call, as one CSV."""
+        frames = [
+            Frame(
+                Path(str(loaded.metadata.get("file", f"frame{i}"))).name,
+                seg,
+                loaded.pixel_size_um,
+                self._min_grain_area_px(),
+            )
+            for i, (loaded, seg) in enumerate(self._last)
+        ]
+        return [write_objects_csv(frames, out_dir / f"{self.name}.objects.csv")]
 
     def render_overlays(self, features: Sequence[Feature], out_dir: Path) -> list[Path]:
         """One overlay PNG per frame segmented by the last ``analyze`` call (no segmentation is repeated)."""
