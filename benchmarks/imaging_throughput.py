@@ -6,7 +6,9 @@ image in one forward pass versus 256-pixel tiles with 32 pixels of overlap), the
 8, and the ratio tiled/naive; the same model in the same run, median of ``--repeats`` after a warm-up. With CUDA,
 also images per second of the tiled path in bf16 (batches of 32). The model is
 ``imaging.models.unet.UNet`` when it can be imported, else a small stand-in U-Net defined here (the JSON says
-which). ``python benchmarks/imaging_throughput.py [--repeats 3] [--threads N] [--no-gpu]``.
+which). ``inference_optimizations`` lists what ``imaging.infer.inference_copy`` applied to the model for the tiled
+path (BatchNorm folding, fused oneDNN conv + ReLU); the naive loop runs the unmodified model.
+``python benchmarks/imaging_throughput.py [--repeats 3] [--threads N] [--no-gpu]``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from imaging.infer import predict_tiled_batch
+from imaging.infer import inference_copy, predict_tiled_batch
 
 N_CLASSES = 5
 CPU_BATCH_SIZES = (1, 8)  # on the CPU inference is memory-bound: small batches are faster
@@ -159,6 +161,7 @@ def main() -> None:
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(),
+        "inference_optimizations": inference_copy(model)[1],
         "overlap": 32,
         "repeats": args.repeats,
         "cpu_float32": [

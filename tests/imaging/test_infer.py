@@ -18,6 +18,11 @@ from imaging.infer import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)  # the test machine is shared; several threads on tiny tensors only contend
+
+
 def _conv_net(kernel: int = 3, *, symmetric: bool = False, dropout: float = 0.0, seed: int = 0) -> nn.Module:
     """A tiny deterministic conv net: 1 → 4 → 3 channels; receptive radius ``kernel // 2`` per conv, 2 convs."""
     torch.manual_seed(seed)
@@ -149,3 +154,96 @@ def test_cuda_bf16_close_to_cpu() -> None:
     cpu = predict_tiled(net, image, tile=32, overlap=16, device="cpu")
     gpu = predict_tiled(net, image, tile=32, overlap=16, device="cuda", amp=True)
     np.testing.assert_allclose(gpu.probs, cpu.probs, atol=2e-2)
+
+
+# --- the optimized inference copy (BatchNorm folded) against the plain model --------------------------------------
+
+
+def _bn_unet(dropout: float = 0.0, seed: int = 0) -> nn.Module:
+    """A small project U-Net whose BatchNorm layers hold non-trivial running statistics and affine weights."""
+    from imaging.models.unet import UNet
+
+    torch.manual_seed(seed)
+    net = UNet(in_channels=1, n_classes=5, base_channels=8, depth=2, dropout=dropout)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    return net
+
+
+def _plain_probs(net: nn.Module, image: np.ndarray) -> np.ndarray:
+    """``model(x)`` of the unmodified model in eval mode, whole image: the reference."""
+    net.eval()
+    with torch.inference_mode():
+        return torch.softmax(net(torch.from_numpy(image)[None, None]), dim=1)[0].numpy()
+
+
+def test_inference_copy_folds_batchnorm_and_leaves_the_model_alone() -> None:
+    from imaging.infer import inference_copy
+
+    net = _bn_unet(dropout=0.2).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    copy_, applied = inference_copy(net)
+    assert copy_ is not net and applied[0] == "fold_batchnorm(10)"  # 5 conv blocks x 2 conv+BN pairs
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in copy_.modules())
+    assert sum(isinstance(m, nn.Dropout2d) for m in copy_.modules()) == 5  # dropout kept for MC sampling
+    assert inference_copy(net)[0] is copy_  # cached while the weights are unchanged
+    image = _image(64, 64)
+    predict_tiled(net, image, tile=64, overlap=16, device="cpu", channels_last=True)
+    assert net.training and all(m.training for m in net.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 10
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.is_contiguous() for p in net.parameters())  # not converted to channels_last in place
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_optimized_path_equals_the_plain_model(channels_last: bool) -> None:
+    net = _bn_unet()
+    image = _image(64, 64, seed=4)
+    ref = _plain_probs(net, image)
+    # one window covering the image: the tiled path must reproduce model(x) itself
+    one = predict_tiled(net, image, tile=64, overlap=16, device="cpu", channels_last=channels_last)
+    np.testing.assert_allclose(one.probs, ref, atol=1e-5)
+    assert (one.labels == ref.argmax(0)).mean() > 0.999
+    # overlapping tiles, several images sharing batches: optimized == unoptimized
+    images = [_image(100, 77, 1), _image(96, 160, 2)]
+    fast = predict_tiled_batch(net, images, tile=32, overlap=16, batch_size=5, device="cpu")
+    slow = predict_tiled_batch(net, images, tile=32, overlap=16, batch_size=5, device="cpu", optimize=False)
+    for f, s in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(f.probs, s.probs, atol=1e-5)
+        assert (f.labels == s.labels).mean() > 0.999
+
+
+def test_optimized_path_with_mc_dropout_and_tta_matches() -> None:
+    net = _bn_unet(dropout=0.3)
+    image = _image(64, 48, seed=5)
+    kw = {"tile": 32, "overlap": 16, "device": "cpu", "mc_samples": 3, "tta": True, "seed": 7}
+    fast = predict_tiled(net, image, **kw)  # type: ignore[arg-type]
+    slow = predict_tiled(net, image, optimize=False, **kw)  # type: ignore[arg-type]
+    assert fast.uncertainty.mean() > 1e-4  # dropout is active in the folded copy
+    np.testing.assert_allclose(fast.probs, slow.probs, atol=1e-5)  # the same dropout masks, BN in eval mode
+    np.testing.assert_allclose(fast.uncertainty, slow.uncertainty, atol=1e-5)
+    assert (fast.labels == slow.labels).mean() > 0.999
+
+
+def test_inference_copy_follows_weight_changes() -> None:
+    net = _bn_unet()
+    image = _image(64, 64, seed=6)
+    first = predict_tiled(net, image, tile=64, overlap=16, device="cpu")
+    with torch.no_grad():  # an optimizer-like in-place update
+        net.encoder[0][1].running_mean.add_(0.7)
+    second = predict_tiled(net, image, tile=64, overlap=16, device="cpu")
+    assert np.abs(second.probs - first.probs).max() > 1e-3
+    np.testing.assert_allclose(second.probs, _plain_probs(net, image), atol=1e-5)
+    net.head.bias.data[1] += 1.5  # a write through .data (no version bump)
+    third = predict_tiled(net, image, tile=64, overlap=16, device="cpu")
+    np.testing.assert_allclose(third.probs, _plain_probs(net, image), atol=1e-5)
+    net.load_state_dict(_bn_unet(seed=9).state_dict())
+    np.testing.assert_allclose(
+        predict_tiled(net, image, tile=64, overlap=16, device="cpu").probs, _plain_probs(net, image), atol=1e-5
+    )
