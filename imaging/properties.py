@@ -72,6 +72,7 @@ class PropertyPredictor:
         self.targets: list[tuple[str, str]] = [(t["name"], t["unit"]) for t in meta["targets"]]
         self._mean = np.asarray(meta["target_scaler"]["mean"], dtype=np.float64)
         self._std = np.asarray(meta["target_scaler"]["std"], dtype=np.float64)
+        self._sigma_scale = np.asarray(meta.get("sigma_scale", [1.0] * len(self.targets)), dtype=np.float64)
         self.min_size = int(2 ** (int(meta["model_config"]["depth"]) - 1))
 
     @property
@@ -92,7 +93,7 @@ class PropertyPredictor:
         with torch.inference_mode():
             mean, alea, epi = regressor_predict(self.model, prepared, self.device, self.mc_samples)
         value = mean * self._std + self._mean
-        sigma = np.sqrt(np.maximum(alea + epi, 0.0)) * self._std
+        sigma = np.sqrt(np.maximum(alea + epi, 0.0)) * self._std * self._sigma_scale
         return [
             [
                 PropertyPrediction(name, float(value[i, j]), float(sigma[i, j]), unit)

@@ -413,6 +413,30 @@ def regressor_predict(
     return mean, alea, epi
 
 
+def calibrate_sigma(
+    path: Path,
+    prep: Any,
+    y_all: dict[str, NDArray[np.float64]],
+    mu: NDArray[np.float64],
+    sd: NDArray[np.float64],
+    mc_samples: int,
+) -> NDArray[np.float64]:
+    """Per-target factor s on σ that makes the validation residuals unit-variance (s² = mean of z², the Gaussian
+    NLL optimum for fixed means; clipped to [0.05, 20]); stored in the checkpoint as ``sigma_scale``. Ensembles and
+    MC dropout are often over- or under-confident by a roughly constant factor; with few validation images the
+    factor is itself uncertain, so it is reported in the log and metadata."""
+    model, ckpt = load_image_model(path, "regression", prep.device)
+    assert isinstance(model, RegressorEnsemble)
+    z_mean, alea, epi = regressor_predict(
+        model, [prep.norm.transform(im.pixels) for im in prep.val], prep.device, mc_samples
+    )
+    y = (np.stack([y_all[im.name] for im in prep.val]) - mu) / sd
+    r2 = (y - z_mean) ** 2 / np.maximum(alea + epi, 1e-12)
+    scale = np.clip(np.sqrt(r2.mean(axis=0)), 0.05, 20.0)
+    save_image_checkpoint(path, model, {**ckpt.metadata, "sigma_scale": [float(x) for x in scale]})
+    return np.asarray(scale, dtype=np.float64)
+
+
 def train_regressor(config: RegressorTrainConfig, log: Callable[[str], None] = print) -> ImageTrainResult:
     """Trains a ``RegressorEnsemble`` (every member on the same batches, loss = sum of member NLLs)."""
     keys = [t.key for t in config.targets]
@@ -444,12 +468,14 @@ def train_regressor(config: RegressorTrainConfig, log: Callable[[str], None] = p
         means, logvars = model(x)
         return sum((gaussian_nll(m, lv, y) for m, lv in zip(means, logvars, strict=True)), torch.zeros(()))
 
-    def evaluate(m: RegressorEnsemble, images: list[LabelledImage]) -> dict[str, Any]:
+    def evaluate(
+        m: RegressorEnsemble, images: list[LabelledImage], scale: NDArray[np.float64] | None = None
+    ) -> dict[str, Any]:
         z_mean, alea, epi = regressor_predict(
             m, [prep.norm.transform(im.pixels) for im in images], prep.device, config.mc_samples
         )
         y = np.stack([y_all[im.name] for im in images])
-        var = np.maximum(alea + epi, 1e-12)
+        var = np.maximum(alea + epi, 1e-12) * (1.0 if scale is None else scale**2)
         z = (y - mu) / sd
         loss = float((0.5 * np.log(2 * np.pi * var) + 0.5 * (z - z_mean) ** 2 / var).mean())
         per_target = {}
@@ -472,11 +498,15 @@ def train_regressor(config: RegressorTrainConfig, log: Callable[[str], None] = p
     history, best_epoch, best_val, stopped, done = _fit(
         config, model, data, prep, loss_fn, lambda: evaluate(model, prep.val) if prep.val else None, metadata, log
     )
+    scale = None
+    if prep.val and (config.run_dir / "best.pt").exists():
+        scale = calibrate_sigma(config.run_dir / "best.pt", prep, y_all, mu, sd, config.mc_samples)
+        log("σ calibrated on the validation split: × " + ", ".join(f"{x:.3g}" for x in scale))
     test = None
     if prep.test:
         best_model, _ = load_image_model(config.run_dir / "best.pt", "regression", prep.device)
         assert isinstance(best_model, RegressorEnsemble)
-        test = evaluate(best_model, prep.test)
+        test = evaluate(best_model, prep.test, scale)
         for name, m in test["targets"].items():
             log(
                 f"test {name}: RMSE {m['rmse']:.4g} (mean predictor {m['baseline_rmse']:.4g}), R² {m['r2']}, "

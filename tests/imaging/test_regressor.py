@@ -187,3 +187,18 @@ def test_neural_pipeline_reports_predicted_properties(data: Path, trained: Image
     f = features["porosity_cnn"]
     assert f.unit == "1" and math.isfinite(f.value) and f.sigma > 0 and "regressor" in f.method
     assert "grain_size_um" in features and nn.outputs()["porosity_cnn"] == "1"
+
+
+def test_sigma_is_calibrated_on_the_validation_split(data: Path, trained: ImageTrainResult) -> None:
+    meta = load_image_checkpoint(trained.best_path).metadata
+    scale = meta["sigma_scale"]
+    assert len(scale) == 1 and 0.05 <= scale[0] <= 20
+    split = json.loads((trained.run_dir / "split.json").read_text())
+    items = {it["image"]: it for it in json.loads((data / "train" / "manifest.json").read_text())["items"]}
+    images = [load_image(data / "train" / name).pixels for name in split["val"]]  # type: ignore[union-attr]
+    y = np.array([items[name]["truth"]["porosity"] for name in split["val"]])
+    preds = PropertyPredictor(trained.best_path, device="cpu").predict_many(images)
+    z2 = np.array([(p[0].value - t) ** 2 / p[0].sigma ** 2 for p, t in zip(preds, y, strict=True)])
+    # the predictor applies the stored factor: validation residuals are unit-variance by construction
+    if 0.05 < scale[0] < 20:
+        assert z2.mean() == pytest.approx(1.0, rel=1e-3)
