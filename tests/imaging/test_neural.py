@@ -122,3 +122,15 @@ def test_pretrain_quick_writes_default_checkpoint(tmp_path: Path, monkeypatch: p
     assert path.is_file() and str(path) in result.output and "test mIoU" in result.output
     assert path.stat().st_size < 2_000_000
     assert make_analyzer("unet", {"device": "cpu"}).version.startswith("unet:")
+
+
+def test_grain_map_intercept_counts_label_changes_inside_grains() -> None:
+    from imaging.neural import grain_map_intercept_px
+
+    grains = np.repeat(np.repeat(np.arange(1, 26).reshape(5, 5), 10, 0), 10, 1)  # 5×5 squares of 10 px
+    # 50 rows and 50 columns of 49 neighbour pairs each, 4 grain changes on each line
+    assert grain_map_intercept_px(grains) == pytest.approx(2 * 50 * 49 / (2 * 50 * 4))
+    holed = grains.copy()
+    holed[:, 25] = 0  # a pore column: its pairs are no test line and the changes beside it are no crossings
+    assert grain_map_intercept_px(holed) == pytest.approx((50 * 47 + 49 * 49) / (50 * 4 + 49 * 4))
+    assert grain_map_intercept_px(np.ones((8, 8), int)) == pytest.approx(2 * 8 * 7)  # one grain: the line length
