@@ -24,6 +24,7 @@ image the same structures.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,7 @@ def export_dataset(
     pixel_size_um: float | None = None,
     bits: int = 16,
     boundary_width_px: int = 3,
+    crack_fields: float = 0.0,
 ) -> dict[str, Any]:
     """Renders ``n`` micrographs of ``system`` across its input space (failed samples skipped) into ``out``.
 
@@ -124,6 +126,8 @@ def export_dataset(
         raise ValueError("size_px must be at least 8")
     if bits not in (8, 16):
         raise ValueError("bits must be 8 or 16")
+    if not 0.0 <= crack_fields <= 1.0:
+        raise ValueError(f"crack_fields is a fraction of the fields, in [0, 1]; got {crack_fields}")
     out = Path(out)
     sys_ = get_system(system)
     name, art = resolve_artifacts(artifacts)
@@ -138,7 +142,13 @@ def export_dataset(
         # the structure depends on the seed alone, the artifacts on their settings too: one seed rendered with two
         # presets gives the same masks under different artifacts (paired robustness tests)
         rng = rng_for(seed, system, i, "dataset-field")
-        masks = render_masks(Microstructure.from_truth(outcome.truth), (size_px, size_px), px, rng)
+        structure = Microstructure.from_truth(outcome.truth)
+        crack_rng = rng_for(seed, system, i, "dataset-cracks")
+        if crack_fields > 0 and crack_rng.random() < crack_fields:
+            structure = replace(
+                structure, crack_density_per_mm2=float(np.exp(crack_rng.uniform(np.log(300), np.log(3000))))
+            )
+        masks = render_masks(structure, (size_px, size_px), px, rng)
         signal = structure_image(masks, rng)
         if name == "random":
             art_rng = rng_for(seed, system, i, "dataset-artifacts", "random")
@@ -169,6 +179,7 @@ def export_dataset(
         "classes": list(CLASSES),
         "class_precedence": ["crack", "pore", "second_phase", "boundary", "matrix"],
         "boundary_width_px": boundary_width_px,
+        "crack_fields": crack_fields,
         "pixel_size_um": px,
         "generator": f"matloop sim {system} seed={seed} artifacts={name}",
         "artifacts": "random" if name == "random" else art.model_dump(mode="json"),

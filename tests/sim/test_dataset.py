@@ -148,3 +148,19 @@ def test_cli(tmp_path: Path) -> None:
     assert (tmp_path / "d" / "manifest.json").exists()
     bad = CliRunner().invoke(app, ["dataset", "two_phase_alloy", "--out", str(tmp_path / "e"), "--artifacts", "x"])
     assert bad.exit_code != 0
+
+
+def test_crack_fields_add_cracks_and_keep_truth_consistent(tmp_path: Path) -> None:
+    plain = export_dataset("two_phase_alloy", tmp_path / "p", n=3, seed=0, size_px=128, artifacts="none")
+    cracked = export_dataset(
+        "two_phase_alloy", tmp_path / "c", n=3, seed=0, size_px=128, artifacts="none", crack_fields=1.0
+    )
+    assert cracked["crack_fields"] == 1.0 and plain["crack_fields"] == 0.0
+    assert sum(it["truth"]["crack_count"] for it in cracked["items"]) > sum(
+        it["truth"]["crack_count"] for it in plain["items"]
+    )
+    for item in cracked["items"]:
+        mask = np.asarray(Image.open(tmp_path / "c" / item["mask"]))
+        assert (mask == CLASSES.index("crack")).mean() == pytest.approx(item["truth"]["crack_area_fraction"], abs=1e-12)
+    with pytest.raises(ValueError, match="crack_fields"):
+        export_dataset("two_phase_alloy", tmp_path / "x", n=1, seed=0, size_px=32, crack_fields=1.5)
