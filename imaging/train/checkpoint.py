@@ -90,6 +90,11 @@ def save_checkpoint(
         "metadata": meta,
         "train_state": train_state,
     }
+    return write_atomically(path, blob)
+
+
+def write_atomically(path: Path, blob: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary file, then rename, so that an interrupted save never leaves a corrupt file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)

@@ -256,25 +256,37 @@ class CropDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         x = int(rng.integers(img.shape[1] - self.crop + 1))
         img = img[y : y + self.crop, x : x + self.crop]
         mask = mask[y : y + self.crop, x : x + self.crop]
-        a = self.augment
-        if a is not None:
-            if a.flips and rng.random() < 0.5:
-                img, mask = img[:, ::-1], mask[:, ::-1]
-            if a.flips and rng.random() < 0.5:
-                img, mask = img[::-1], mask[::-1]
-            if a.rot90:
-                r = int(rng.integers(4))
-                img, mask = np.rot90(img, r), np.rot90(mask, r)
-            img = img.astype(np.float32)
-            if a.blur_px > 0:
-                img = gaussian_filter(img, rng.uniform(0, a.blur_px))
-            mean = float(img.mean())
-            gain = 1 + rng.uniform(-a.contrast, a.contrast)
-            img = (img - mean) * gain + mean + rng.uniform(-a.brightness, a.brightness)
-            if a.noise > 0:
-                img = img + rng.normal(0.0, rng.uniform(0, a.noise), img.shape)
+        if self.augment is not None:
+            img, mask = flip_rotate([img, mask], rng, self.augment)
+            img = jitter_intensity(img, rng, self.augment)
         image = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None]
         return image, torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
+
+
+def flip_rotate(arrays: Sequence[NDArray[Any]], rng: np.random.Generator, a: Augment) -> list[NDArray[Any]]:
+    """The same random flips and 90° rotation applied to every array (an image and its mask)."""
+    out = list(arrays)
+    if a.flips and rng.random() < 0.5:
+        out = [x[:, ::-1] for x in out]
+    if a.flips and rng.random() < 0.5:
+        out = [x[::-1] for x in out]
+    if a.rot90:
+        r = int(rng.integers(4))
+        out = [np.rot90(x, r) for x in out]
+    return out
+
+
+def jitter_intensity(img: NDArray[Any], rng: np.random.Generator, a: Augment) -> NDArray[np.float32]:
+    """Random blur, contrast about the mean, brightness shift and Gaussian noise of a normalized image."""
+    out: NDArray[Any] = img.astype(np.float32)
+    if a.blur_px > 0:
+        out = gaussian_filter(out, rng.uniform(0, a.blur_px))
+    mean = float(out.mean())
+    gain = 1 + rng.uniform(-a.contrast, a.contrast)
+    out = (out - mean) * gain + mean + rng.uniform(-a.brightness, a.brightness)
+    if a.noise > 0:
+        out = out + rng.normal(0.0, rng.uniform(0, a.noise), out.shape)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def _pad_to(a: NDArray[Any], size: int) -> NDArray[Any]:

@@ -18,7 +18,7 @@ from torch import nn
 from imaging.models.classifier import ClassifierConfig, CNNClassifier
 from imaging.models.regressor import RegressorConfig, RegressorEnsemble
 from imaging.normalize import PercentileStretch
-from imaging.train.checkpoint import CheckpointError, git_revision
+from imaging.train.checkpoint import CheckpointError, git_revision, write_atomically
 
 FORMAT = "matloop.image_model"
 FORMAT_VERSION = 1
@@ -78,11 +78,7 @@ def save_image_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": meta,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
-    return path
+    return write_atomically(path, blob)
 
 
 def load_image_checkpoint(path: str | Path, task: Task | None = None) -> ImageCheckpoint:

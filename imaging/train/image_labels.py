@@ -20,12 +20,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy.ndimage import gaussian_filter
 from torch.utils.data import Dataset
 
 from imaging.base import ImageReadError
 from imaging.io import LoadedImage, load_image
-from imaging.train.dataset import Augment, DatasetError
+from imaging.train.dataset import Augment, DatasetError, flip_rotate, jitter_intensity
 
 Source = Literal["auto", "csv", "manifest"]
 Missing = Literal["error", "drop"]
@@ -203,22 +202,8 @@ def numeric_targets(images: Sequence[LabelledImage], keys: Sequence[str]) -> NDA
 
 
 def augment_image(img: NDArray[np.float32], rng: np.random.Generator, a: Augment) -> NDArray[np.float32]:
-    """The intensity and geometry augmentation of ``dataset.CropDataset`` for an image without a mask: random
-    flips and 90° rotation, blur, contrast about the mean, brightness shift, Gaussian noise."""
-    if a.flips and rng.random() < 0.5:
-        img = img[:, ::-1]
-    if a.flips and rng.random() < 0.5:
-        img = img[::-1]
-    if a.rot90:
-        img = np.rot90(img, int(rng.integers(4)))
-    out: NDArray[np.floating[Any]] = img.astype(np.float32)
-    if a.blur_px > 0:
-        out = gaussian_filter(out, rng.uniform(0, a.blur_px))
-    mean = float(out.mean())
-    out = (out - mean) * (1 + rng.uniform(-a.contrast, a.contrast)) + mean + rng.uniform(-a.brightness, a.brightness)
-    if a.noise > 0:
-        out = out + rng.normal(0.0, rng.uniform(0, a.noise), out.shape)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    """The augmentation of ``dataset.CropDataset`` for an image without a mask."""
+    return jitter_intensity(flip_rotate([img], rng, a)[0], rng, a)
 
 
 def random_crop(img: NDArray[np.float32], size: int, rng: np.random.Generator) -> NDArray[np.float32]:
