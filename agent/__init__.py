@@ -22,6 +22,12 @@ _EXPORTS = {
     "MatloopError": "agent.errors",
     "StoreError": "agent.errors",
     "ExperimentState": "agent.lifecycle",
+    "Approver": "agent.human",
+    "Decision": "agent.human",
+    "ProposalInfo": "agent.human",
+    "ScriptedApprover": "agent.human",
+    "InvalidEdit": "agent.human",
+    "Explanation": "agent.explain",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -4,7 +4,9 @@ The CLI is a thin layer over this class."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,17 @@ import pandas as pd
 from agent.assemble import build_lab, build_strategy, lab_is_simulated
 from agent.checks import check_spec
 from agent.errors import ConfigError, StoreError
+from agent.explain import Explanation, explain
+from agent.human import Approver, coerce_conditions, edit_problems
 from agent.lifecycle import ExperimentState
 from agent.loop import Agent, Observer, RunResult
 from agent.results import Scored, best, score
 from agent.spec import CampaignSpec, load_spec, parse_spec, spec_hash
 from agent.store import Campaign as CampaignRow
-from agent.store import Store
+from agent.store import Experiment, MeasuredValue, Store
 from agent.vclock import VirtualTimeLoop
+from agent.warmstart import load_warm_start
+from surrogate.base import ConditionValue, Observation
 
 
 @dataclass(frozen=True)
@@ -103,19 +109,33 @@ class Campaign:
         return self.store.campaign(self.spec.name)
 
     # --- running -------------------------------------------------------------------------------------
-    def run(self, observer: Observer | None = None, *, virtual_time: bool | None = None) -> RunResult:
-        """Starts the campaign (it must not exist in the store yet) and runs it to a stop rule."""
+    def run(
+        self,
+        observer: Observer | None = None,
+        *,
+        virtual_time: bool | None = None,
+        approver: Approver | None = None,
+    ) -> RunResult:
+        """Starts the campaign (it must not exist in the store yet) and runs it to a stop rule. ``approver``
+        reviews every proposal before it is submitted (see `agent.human`)."""
         if self.row is not None:
             raise StoreError(
                 f"campaign {self.spec.name!r} already exists in {self.location.url} (status: {self.row.status}); "
                 f"use `matloop resume` to continue it, or give the campaign another name"
             )
+        load_warm_start(self.spec, self.store, self._base_dir())  # a bad warm start fails before anything is recorded
         self.store.create_campaign(
             self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
         )
-        return self._drive(observer, virtual_time)
+        return self._drive(observer, virtual_time, approver)
 
-    def resume(self, observer: Observer | None = None, *, virtual_time: bool | None = None) -> RunResult:
+    def resume(
+        self,
+        observer: Observer | None = None,
+        *,
+        virtual_time: bool | None = None,
+        approver: Approver | None = None,
+    ) -> RunResult:
         """Continues a recorded campaign: reconciles in-flight experiments with the instruments, then goes on."""
         row = self.row
         if row is None:
@@ -123,14 +143,19 @@ class Campaign:
         if row.spec_hash != spec_hash(self.yaml_text):
             self.spec = parse_spec(row.spec_yaml, f"{row.source_path} (as recorded)")
             self.yaml_text = row.spec_yaml
-        return self._drive(observer, virtual_time)
+        return self._drive(observer, virtual_time, approver)
 
-    async def arun(self, observer: Observer | None = None, *, resume: bool = False) -> RunResult:
+    async def arun(
+        self, observer: Observer | None = None, *, resume: bool = False, approver: Approver | None = None
+    ) -> RunResult:
         """For callers that already run an event loop (notebooks): real time, the loop they have."""
-        agent = self._agent(observer, resume=resume)
+        agent = self._agent(observer, resume=resume, approver=approver)
         return await agent.run()
 
-    def _agent(self, observer: Observer | None, *, resume: bool) -> Agent:
+    def _base_dir(self) -> Path:
+        return Path(self.source).parent
+
+    def _agent(self, observer: Observer | None, *, resume: bool, approver: Approver | None = None) -> Agent:
         row = self.row
         if row is None:
             if resume:
@@ -138,17 +163,146 @@ class Campaign:
             row = self.store.create_campaign(
                 self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
             )
+        prior = load_warm_start(self.spec, self.store, self._base_dir())
         lab = build_lab(self.spec, self.location.workdir)
-        return Agent(self.spec, self.store, row, lab, build_strategy(self.spec), observer=observer)
+        return Agent(
+            self.spec,
+            self.store,
+            row,
+            lab,
+            build_strategy(self.spec),
+            observer=observer,
+            approver=approver,
+            prior=prior,
+        )
 
-    def _drive(self, observer: Observer | None, virtual_time: bool | None) -> RunResult:
+    def _drive(self, observer: Observer | None, virtual_time: bool | None, approver: Approver | None) -> RunResult:
         virtual = lab_is_simulated(self.spec) if virtual_time is None else virtual_time
-        agent = self._agent(observer, resume=True)
+        agent = self._agent(observer, resume=True, approver=approver)
         factory = VirtualTimeLoop if virtual else None
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(agent.run())
 
+    # --- people --------------------------------------------------------------------------------------
+    def _row_id(self) -> int:
+        row = self.row
+        if row is None or row.id is None:
+            raise StoreError(f"campaign {self.spec.name!r} has not been run yet (store {self.location.url})")
+        return row.id
+
+    def experiment(self, index: int) -> Experiment:
+        """Experiment ``index`` (1-based, as shown by ``status``)."""
+        exp = self.store.experiment(self._row_id(), index)
+        if exp is None:
+            n = len(self.store.experiments(self._row_id()))
+            raise StoreError(f"campaign {self.spec.name!r} has no experiment {index} (it has 1..{n})")
+        return exp
+
+    def _measured(self, values: Mapping[str, tuple[float, float] | float], who: str) -> list[MeasuredValue]:
+        """Checks hand-entered values: every objective and constrained quantity, nothing else, finite numbers."""
+        units = {o.name: o.unit for o in self.spec.objectives}
+        for c in self.spec.outcome_constraints:
+            units.setdefault(c.name, c.unit or "")
+        problems = []
+        out = []
+        for name, v in values.items():
+            value, sigma = (v, 0.0) if isinstance(v, (int, float)) else v
+            if name not in units:
+                problems.append(f"{name!r} is not measured by this campaign; valid: {', '.join(units)}")
+            elif not (math.isfinite(value) and math.isfinite(sigma) and sigma >= 0):
+                problems.append(f"{name}: value must be finite and σ finite and >= 0, got {value} ± {sigma}")
+            else:
+                out.append(MeasuredValue(name, float(value), float(sigma), units[name], f"manual:{who}"[:100]))
+        missing = [n for n in units if n not in values]
+        if missing:
+            problems.append(f"missing values for {', '.join(missing)} (a completed experiment needs every one)")
+        if problems:
+            raise ConfigError(problems)
+        return out
+
+    @staticmethod
+    def _one_of(values: Mapping[str, Any] | None, failed: str | None) -> None:
+        if (values is None) == (failed is None):
+            raise ConfigError(["give either the measured values or a failure reason, not both or neither"])
+
+    def record(
+        self,
+        index: int,
+        values: Mapping[str, tuple[float, float] | float] | None = None,
+        *,
+        failed: str | None = None,
+        who: str,
+        note: str = "",
+    ) -> Experiment:
+        """Enters the result measured by hand for waiting experiment ``index``: ``values`` ``{name: (value, σ)}``
+        (or a bare value, σ 0), or ``failed`` with the reason. A running agent that drives the experiment
+        takes the result at its next step (and drops its own); a stopped one on resume. The event records ``who``."""
+        self._one_of(values, failed)
+        exp = self.experiment(index)
+        measured = self._measured(values, who) if values is not None else []
+        row = self.row
+        assert exp.id is not None and row is not None
+        return self.store.enter_result(exp.id, measured, failed=failed, who=who, note=note, lab_time_s=row.lab_time_s)
+
+    def add_experiment(
+        self,
+        conditions: Mapping[str, Any],
+        values: Mapping[str, tuple[float, float] | float] | None = None,
+        *,
+        failed: str | None = None,
+        who: str,
+        note: str = "",
+    ) -> Experiment:
+        """Adds an experiment done entirely by hand (conditions in the space, and its result); it counts
+        against the experiment budget like any other, and the strategy learns from it."""
+        self._one_of(values, failed)
+        cid = self._row_id()
+        typed = coerce_conditions(self.spec.space, conditions)
+        problems = edit_problems(self.spec.space, typed)
+        if problems:
+            raise ConfigError([f"conditions outside the space: {p}" for p in problems])
+        measured = self._measured(values, who) if values is not None else []
+        row = self.row
+        assert row is not None
+        return self.store.add_manual_experiment(
+            cid,
+            f"{self.spec.name}-{row.spec_hash[:10]}",
+            dict(typed),
+            measured,
+            failed=failed,
+            who=who,
+            note=note,
+            lab_time_s=row.lab_time_s,
+        )
+
     # --- reading -------------------------------------------------------------------------------------
+    def explain(self, index: int) -> Explanation:
+        """What the model believed when it proposed experiment ``index``, what was measured, and who did what."""
+        exp = self.experiment(index)
+        assert exp.id is not None
+        return explain(self.spec, exp, self.store.measurements_of(exp.id), self.store.experiment_events(exp.id))
+
+    def observations(self) -> list[Observation]:
+        """Every finished experiment as the strategy was told it (completed with values, failed with reason)."""
+        cid = self._row_id()
+        measured = self.store.measurements(cid)
+        out = []
+        for exp in self.store.experiments(cid):
+            conditions: dict[str, ConditionValue] = dict(exp.conditions)
+            if exp.state == ExperimentState.COMPLETED:
+                vals = {m.name: (m.value, m.sigma) for m in measured.get(exp.id or -1, [])}
+                out.append(Observation(conditions, vals))
+            elif exp.state == ExperimentState.FAILED:
+                out.append(Observation(conditions, {}, failed=True, reason=exp.failure_reason))
+        return out
+
+    def plot(self, out_dir: str | Path) -> list[Path]:
+        """Writes PNGs: best-so-far per objective, the Pareto front (several objectives) and the partial
+        dependence of a GP fitted on the completed experiments. Returns the files written."""
+        from agent.plots import write_plots
+
+        return write_plots(self, Path(out_dir))
+
     def table(self) -> pd.DataFrame:
         """One row per experiment: index, state, conditions, measured values and σ, who proposed it, timings."""
         row = self.row

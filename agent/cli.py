@@ -1,7 +1,9 @@
-"""The ``matloop`` command line: validate, run, status, resume, export (and plug-in command groups)."""
+"""The ``matloop`` command line: validate, run, status, resume, export, show, explain, plot, record (and plug-in
+command groups)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -22,6 +24,14 @@ err = Console(stderr=True)
 
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Store URL, when CAMPAIGN is a name, not a file.")]
 AsOpt = Annotated[str | None, typer.Option("--as", help="The campaign name given to `run --as`.")]
+ApproveOpt = Annotated[
+    bool, typer.Option("--approve", help="Ask on the terminal to approve, veto or edit each proposal before it runs.")
+]
+WhoOpt = Annotated[str | None, typer.Option("--who", help="Who approves or enters results (default: $USER).")]
+
+
+def _who(who: str | None) -> str:
+    return who or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
 
 
 def _bad(exc: Exception) -> typer.Exit:
@@ -58,20 +68,25 @@ def validate_cmd(file: Path) -> None:
     )
 
 
-def _run(campaign: Campaign, *, resume: bool, quiet: bool) -> None:
+def _run(campaign: Campaign, *, resume: bool, quiet: bool, approve: bool = False, who: str | None = None) -> None:
     from agent.display import LiveView, summary
+    from agent.human import InvalidEdit
+    from agent.prompt import PromptApprover
+
+    approver = PromptApprover(campaign.spec, _who(who), out) if approve else None
 
     row = campaign.row
     done = 0
     if row is not None and row.id is not None:
         done = sum(e.state in ("completed", "failed") for e in campaign.store.experiments(row.id))
     try:
-        with LiveView(campaign, out if not quiet else Console(quiet=True), done_before=done) as view:
-            result = campaign.resume(view) if resume else campaign.run(view)
+        console = out if not quiet else Console(quiet=True)
+        with LiveView(campaign, console, done_before=done, live=not approve) as view:
+            result = campaign.resume(view, approver=approver) if resume else campaign.run(view, approver=approver)
     except KeyboardInterrupt:
         err.print(f"interrupted: state recorded; continue with `matloop resume {campaign.source}`", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except StoreError as exc:
+    except (StoreError, ConfigError, InvalidEdit) as exc:
         raise _bad(exc) from None
     except MatloopError as exc:
         err.print(f"[bold red]campaign failed:[/] {exc}", highlight=False)
@@ -86,13 +101,15 @@ def run_cmd(
     as_name: Annotated[
         str | None, typer.Option("--as", help="Run the file as a new campaign with this name (the first stays).")
     ] = None,
+    approve: ApproveOpt = False,
+    who: WhoOpt = None,
 ) -> None:
     """Run a campaign from its YAML file until a stop rule fires."""
     try:
         campaign = Campaign.from_yaml(file, name=as_name)
     except MatloopError as exc:
         raise _bad(exc) from None
-    _run(campaign, resume=False, quiet=quiet)
+    _run(campaign, resume=False, quiet=quiet, approve=approve, who=who)
 
 
 @app.command("resume")
@@ -101,13 +118,15 @@ def resume_cmd(
     store: StoreOpt = None,
     as_name: AsOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    approve: ApproveOpt = False,
+    who: WhoOpt = None,
 ) -> None:
     """Continue an interrupted campaign: nothing recorded is lost, nothing done is repeated."""
     try:
         c = _open(campaign, store, as_name)
     except MatloopError as exc:
         raise _bad(exc) from None
-    _run(c, resume=True, quiet=quiet)
+    _run(c, resume=True, quiet=quiet, approve=approve, who=who)
 
 
 @app.command("status")
@@ -171,6 +190,92 @@ def show_cmd(
         dst = base if len(arts) == 1 else base.with_name(f"{base.stem}-{i + 1}{base.suffix}")
         shutil.copyfile(c.store.file_path(art), dst)
         out.print(f"wrote {dst}", highlight=False)
+
+
+@app.command("explain")
+def explain_cmd(campaign: str, experiment: int, store: StoreOpt = None, as_name: AsOpt = None) -> None:
+    """Why an experiment was run: what the model predicted against what was measured.
+
+    Shows the predicted mean ± σ of each objective, the acquisition value, the length scales (shortest
+    first), the predicted feasibility, and who approved, edited or entered it."""
+    from agent.display import render_explanation
+
+    try:
+        c = _open(campaign, store, as_name)
+        e = c.explain(experiment)
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    render_explanation(e, c.spec, out)
+
+
+@app.command("plot")
+def plot_cmd(
+    campaign: str,
+    output: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNGs (made if missing).")] = Path("."),
+    store: StoreOpt = None,
+    as_name: AsOpt = None,
+) -> None:
+    """Write PNGs of progress: best so far, the Pareto front, partial dependence.
+
+    Best-so-far per objective (vs experiment and vs lab time), the Pareto front (two objectives or more,
+    non-dominated points highlighted) and the partial dependence of a GP fitted on the completed experiments."""
+    try:
+        c = _open(campaign, store, as_name)
+        paths = c.plot(output)
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    for p in paths:
+        out.print(f"wrote {p}", highlight=False)
+    if not any(p.name.startswith("partial_dependence") for p in paths):
+        out.print("no partial dependence: it needs 3 completed experiments or more", highlight=False)
+
+
+@app.command("record")
+def record_cmd(
+    campaign: str,
+    experiment: Annotated[str, typer.Argument(help="The experiment number, or 'new' for one done entirely by hand.")],
+    value: Annotated[
+        list[str] | None, typer.Option("--value", "-v", help="A measured value: NAME=VALUE or NAME=VALUE±SIGMA.")
+    ] = None,
+    failed: Annotated[str | None, typer.Option("--failed", help="The experiment failed, for this reason.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="A condition of a 'new' experiment: NAME=VALUE (every input).")
+    ] = None,
+    who: WhoOpt = None,
+    note: Annotated[str, typer.Option("--note", help="A remark kept with the event.")] = "",
+    store: StoreOpt = None,
+    as_name: AsOpt = None,
+) -> None:
+    """Enter a result measured by hand, for a waiting experiment or a new one done by hand."""
+    from agent.human import parse_assignments, parse_values
+
+    try:
+        c = _open(campaign, store, as_name)
+        metrics = [o.name for o in c.spec.objectives]
+        metrics += [k.name for k in c.spec.outcome_constraints if k.name not in metrics]
+        if bool(value) == (failed is not None):
+            raise ConfigError(["give the measured values (--value NAME=VALUE±SIGMA ...) or --failed REASON"])
+        values = parse_values(value, metrics) if value else None
+        if experiment == "new":
+            if not set_:
+                raise ConfigError(
+                    [
+                        f"a new experiment needs its conditions: --set NAME=VALUE for each of "
+                        f"{', '.join(c.spec.space.input_names())}"
+                    ]
+                )
+            exp = c.add_experiment(parse_assignments(set_), values, failed=failed, who=_who(who), note=note)
+        else:
+            try:
+                index = int(experiment)
+            except ValueError:
+                raise ConfigError([f"EXPERIMENT {experiment!r}: give an experiment number or 'new'"]) from None
+            if set_:
+                raise ConfigError(["--set is only for a 'new' experiment; an existing one keeps its conditions"])
+            exp = c.record(index, values, failed=failed, who=_who(who), note=note)
+    except MatloopError as exc:
+        raise _bad(exc) from None
+    out.print(f"experiment {exp.index}: {exp.state} (entered by {_who(who)})", highlight=False)
 
 
 @app.command("campaigns")

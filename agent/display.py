@@ -11,9 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.campaign import Campaign
+from agent.explain import Explanation
 from agent.lifecycle import ExperimentState
 from agent.loop import RunResult, Update
 from agent.results import Scored
+from agent.spec import CampaignSpec
 from agent.units import canonical
 
 
@@ -58,8 +60,8 @@ def _fmt_cond(k: str, v: Any, unit: str) -> str:
 class LiveView:
     """Observer for ``Agent``: a progress bar and a live best-so-far table (plain lines when not a terminal)."""
 
-    def __init__(self, campaign: Campaign, console: Console, done_before: int = 0) -> None:
-        self.campaign, self.console = campaign, console
+    def __init__(self, campaign: Campaign, console: Console, done_before: int = 0, *, live: bool = True) -> None:
+        self.campaign, self.console, self.use_live = campaign, console, live
         self.progress = Progress(
             TextColumn(f"[bold]{campaign.spec.name}"),
             BarColumn(),
@@ -74,7 +76,7 @@ class LiveView:
         self.live: Live | None = None
 
     def __enter__(self) -> LiveView:
-        if self.console.is_terminal:
+        if self.console.is_terminal and self.use_live:
             self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
             self.live.__enter__()
         return self
@@ -90,6 +92,8 @@ class LiveView:
     def __call__(self, u: Update) -> None:
         if u.kind in ("completed", "failed"):
             self.progress.advance(self.task)
+        if u.kind == "warm_start":
+            self.console.print(u.message, highlight=False)
         if self.live is not None:
             if u.kind == "stopping":
                 self.progress.update(self.task, note=u.message)
@@ -103,6 +107,8 @@ class LiveView:
             self.console.print(f"experiment {exp.index} completed: {vals}", highlight=False)
         elif u.kind == "failed" and exp is not None:
             self.console.print(f"experiment {exp.index} failed: {u.message}", highlight=False)
+        elif u.kind == "vetoed" and exp is not None:
+            self.console.print(f"experiment {exp.index} {u.message}", highlight=False)
         elif u.kind == "stopping":
             self.console.print(f"stopping: {u.message}", highlight=False)
 
@@ -149,3 +155,66 @@ def status_table(campaign: Campaign) -> Table:
         cells.append(f"{e.failure_code}: {e.failure_reason}"[:80] if e.failure_code else "")
         table.add_row(*cells)
     return table
+
+
+def render_explanation(e: Explanation, spec: CampaignSpec, console: Console) -> None:
+    """Prints an `Explanation`: conditions, predicted vs measured, acquisition, length scales, people."""
+    units = spec.space.units()
+    console.print(f"[bold]{spec.name} experiment {e.index}[/]: {e.state}, proposed by {e.generator or '?'}")
+    cond = Table(title="conditions", title_justify="left")
+    cond.add_column("input")
+    cond.add_column("value")
+    if e.original_conditions is not None:
+        cond.add_column("proposed")
+    for k, v in e.conditions.items():
+        cells = [k, _fmt_cond(k, v, units.get(k, "")).split("=", 1)[1]]
+        if e.original_conditions is not None:
+            o = e.original_conditions.get(k, "")
+            cells.append(_fmt_cond(k, o, units.get(k, "")).split("=", 1)[1] if o != "" else "")
+        cond.add_row(*cells)
+    console.print(cond)
+    if not e.has_model:
+        console.print(
+            f"no model: {e.generator or 'this generator'} proposes without a surrogate model", highlight=False
+        )
+    names = [o.name for o in spec.objectives]
+    names += [c.name for c in spec.outcome_constraints if c.name not in names]
+    names += [n for n in e.predictions if n not in names] + [n for n in e.measured if n not in names]
+    unit_of = {o.name: o.unit for o in spec.objectives}
+    vs = Table(title="predicted (when proposed) vs measured", title_justify="left")
+    for col in ("quantity", "predicted mean ± σ", "measured ± σ", "error / σ"):
+        vs.add_column(col)
+    for n in names:
+        p, m = e.predictions.get(n), e.measured.get(n)
+        unit = m[2] if m else unit_of.get(n, "")
+        z = ""
+        if p and m and p[1] > 0:
+            z = f"{(m[0] - p[0]) / p[1]:+.2f}"
+        vs.add_row(n, fmt_value(p[0], p[1], unit) if p else "—", fmt_value(m[0], m[1], unit) if m else "—", z)
+    console.print(vs)
+    lines = []
+    if e.model:
+        lines.append(f"model: {e.model}")
+    if e.acquisition_value is not None or e.acquisition:
+        acq = f"{e.acquisition_value:.4g}" if e.acquisition_value is not None else "—"
+        lines.append(f"acquisition value: {acq}" + (f" ({e.acquisition})" if e.acquisition else ""))
+    if e.feasibility is not None:
+        lines.append(f"predicted probability of feasibility: {e.feasibility:.2f}")
+    if e.failure:
+        lines.append(f"failure: {e.failure}")
+    for line in lines:
+        console.print(line, highlight=False)
+    if e.lengthscales:
+        t = Table(title="length scales (shortest = most influential)", title_justify="left")
+        t.add_column("input")
+        t.add_column("length scale")
+        for k, v in e.lengthscales:
+            t.add_row(k, f"{v:.3g}")
+        console.print(t)
+    if e.relevance:
+        console.print("relevance: " + ", ".join(f"{k} {v:.3g}" for k, v in e.relevance), highlight=False)
+    if e.other_state:
+        console.print("model state: " + ", ".join(f"{k}={v}" for k, v in e.other_state.items()), highlight=False)
+    for a in e.actions:
+        note = a.detail.get("note") or a.detail.get("reason") or ""
+        console.print(f"{a.when:%Y-%m-%d %H:%M:%S} {a.who}: {a.kind}" + (f" — {note}" if note else ""), highlight=False)

@@ -45,3 +45,16 @@ def check_transition(old: ExperimentState | str, new: ExperimentState | str) -> 
         valid = ", ".join(sorted(ALLOWED[o])) or "none (terminal state)"
         raise IllegalTransition(f"an experiment cannot go from {o} to {n}; from {o} it may go to: {valid}")
     return n
+
+
+def check_manual_result(old: ExperimentState | str) -> ExperimentState:
+    """A person may enter the result of an experiment that is waiting (proposed, submitted, synthesized or
+    imaged): it then completes or fails directly. Raises ``IllegalTransition`` otherwise."""
+    o = ExperimentState(old)
+    if o in TERMINAL or o == S.ANALYZED:
+        why = "it is already measured and completes when the campaign resumes" if o == S.ANALYZED else "it is final"
+        raise IllegalTransition(
+            f"cannot enter a result for an experiment in state {o}: {why}; "
+            "results can be entered for proposed, submitted, synthesized or imaged experiments"
+        )
+    return o

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agent.errors import IllegalTransition
+from agent.human import Approver, InvalidEdit, ProposalInfo, edit_problems
 from agent.lab import Lab
-from agent.lifecycle import ExperimentState
+from agent.lifecycle import TERMINAL, ExperimentState
 from agent.results import Scored, best, score, stale_for, target_reached
 from agent.spec import CampaignSpec
 from agent.store import Campaign, Experiment, ImageFile, MeasuredValue, Store
+from agent.warmstart import WarmStartData
 from imaging.base import ImageInput, ImagingError, ObjectReporter, OverlayRenderer
 from instruments.base import (
     InstrumentError,
@@ -40,7 +43,7 @@ T = TypeVar("T")
 class Update:
     """A progress report for whoever watches the loop (the CLI's live table, a notebook)."""
 
-    kind: str  # "proposed" | "completed" | "failed" | "stopping"
+    kind: str  # "proposed" | "completed" | "failed" | "stopping" | "vetoed" | "warm_start"
     experiment: Experiment | None = None
     values: dict[str, tuple[float, float]] = field(default_factory=dict)
     message: str = ""
@@ -69,8 +72,12 @@ class Agent:
         strategy: Strategy,
         *,
         observer: Observer | None = None,
+        approver: Approver | None = None,
+        prior: WarmStartData | None = None,
     ) -> None:
         self.spec, self.store, self.campaign, self.lab, self.strategy = spec, store, campaign, lab, strategy
+        self.approver = approver
+        self.prior = prior
         assert campaign.id is not None
         self.cid: int = campaign.id
         self.observer = observer or (lambda _u: None)
@@ -85,6 +92,10 @@ class Agent:
         self._t0 = 0.0
         self._lab_offset = campaign.lab_time_s
         self._wall0 = 0.0
+        self._vetoed: list[dict[str, Any]] = []  # conditions people vetoed: pending for every later ask
+        self._reviewed: set[int] = set()  # experiment ids a person has approved or edited
+        self._known: set[int] = set()  # experiment ids this agent has accounted for
+        self._halt = ""  # set when a person stops the campaign
 
     # --- clock -------------------------------------------------------------------------------------
     def lab_time(self) -> float:
@@ -99,6 +110,12 @@ class Agent:
         lanes = [asyncio.create_task(self._lane(i), name=f"lane-{i}") for i in range(self.spec.budget.lanes)]
         try:
             await asyncio.gather(*lanes)
+        except InvalidEdit as exc:
+            for t in lanes:
+                t.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            self.store.set_campaign_status(self.cid, "interrupted", reason=str(exc), lab_time_s=self.lab_time())
+            raise
         except asyncio.CancelledError:
             for t in lanes:
                 t.cancel()
@@ -126,12 +143,23 @@ class Agent:
 
     def _rebuild(self) -> None:
         """Tells the strategy every finished experiment and queues unfinished ones, from the store alone."""
+        if self.prior is not None:
+            self._tell_prior(self.prior)
         exps = self.store.experiments(self.cid)
         measured = self.store.measurements(self.cid)
+        if self.approver is not None:
+            self._reviewed = {
+                e.experiment_id
+                for e in self.store.events(self.cid)
+                if e.kind in ("approve", "edit") and e.experiment_id is not None
+            }
         told: list[Observation] = []
         for exp in exps:
+            self._known.add(_id(exp))
             state = S(exp.state)
             if state == S.ABANDONED:
+                if exp.failure_code == "vetoed":
+                    self._vetoed.append(dict(exp.conditions))
                 continue
             self._count += 1
             if state == S.COMPLETED:
@@ -150,15 +178,33 @@ class Agent:
                 self.cid, "resume", {"in_flight": [e.index for e in self._resumable]}, lab_time_s=self._lab_offset
             )
 
+    def _tell_prior(self, prior: WarmStartData) -> None:
+        """Tells the strategy the earlier campaign's data (again on every resume) and records that it did."""
+        if prior.observations:
+            self.strategy.tell(list(prior.observations))
+        self.store.log(self.cid, "warm_start", prior.summary(), lab_time_s=self._lab_offset)
+        self.observer(Update("warm_start", message=prior.describe()))
+
     async def _lane(self, lane: int) -> None:
         while True:
-            exp = self._resumable.pop(0) if self._resumable else await self._next()
+            exp: Experiment | None
+            if self._resumable:
+                exp = self._resumable.pop(0)
+                if self.approver is not None and exp.state == S.PROPOSED and _id(exp) not in self._reviewed:
+                    async with self._ask_lock:  # a proposal recorded before the last stop, never reviewed
+                        exp = self._review(exp)
+                    if exp is None:
+                        continue
+            else:
+                exp = await self._next()
             if exp is None:
                 return
             await self._drive(exp)
 
     # --- proposals ---------------------------------------------------------------------------------
     def _stop_rule(self) -> str:
+        if self._halt:
+            return self._halt
         b = self.spec.budget
         if self._count >= b.experiments:
             return f"experiment budget of {b.experiments} reached"
@@ -178,22 +224,111 @@ class Agent:
         await asyncio.sleep(0)  # let other lanes that are free at this instant join one joint ask
         try:
             async with self._ask_lock:
-                if not self._queue:
-                    reason = self._stop_rule()
+                while True:
+                    self._adopt_manual()
+                    reason = self._halt or ("" if self._queue else self._stop_rule())
                     if reason:
                         if not self._stop_reason:
                             self._stop_reason = reason
                             self.store.log(self.cid, "stop", {"reason": reason}, lab_time_s=self.lab_time())
                             self.observer(Update("stopping", message=reason))
                         return None
-                    n = max(1, min(self._idle, self.spec.budget.experiments - self._count))
-                    self._propose(n)
-                return self._queue.pop(0) if self._queue else None
+                    if not self._queue:
+                        n = max(1, min(self._idle, self.spec.budget.experiments - self._count))
+                        self._propose(n)
+                    if not self._queue:
+                        return None
+                    exp: Experiment | None = self._queue.pop(0)
+                    if self.approver is not None:
+                        assert exp is not None
+                        exp = self._review(exp)
+                    if exp is not None:
+                        return exp
         finally:
             self._idle -= 1
 
+    # --- people ------------------------------------------------------------------------------------
+    def _review(self, exp: Experiment) -> Experiment | None:
+        """Asks the approver about a recorded proposal: the experiment to submit (edited or not), or None
+        when it was vetoed (the budget gets the experiment back) or the campaign was stopped."""
+        assert self.approver is not None
+        eid = _id(exp)
+        ms = exp.model_state or {}
+        info = ProposalInfo(
+            index=exp.index,
+            conditions=dict(exp.conditions),
+            generator=exp.generator,
+            predictions={k: (float(v[0]), float(v[1])) for k, v in (ms.get("predictions") or {}).items()},
+            acquisition_value=ms.get("acquisition_value"),
+            model_state=dict(ms),
+        )
+        # Called in the loop's thread: other lanes wait while a person decides (on the virtual clock too).
+        d = self.approver.review(info)
+        t = self.lab_time()
+        if d.kind == "approve":
+            self.store.log(self.cid, "approve", {"note": d.note}, experiment_id=eid, lab_time_s=t, actor=d.who)
+            self._reviewed.add(eid)
+            return exp
+        if d.kind == "edit":
+            assert d.conditions is not None
+            problems = edit_problems(self.spec.space, d.conditions)
+            if problems:
+                raise InvalidEdit(
+                    f"experiment {exp.index}: the edit by {d.who} lies outside the space: {'; '.join(problems)}"
+                )
+            exp = self.store.edit_conditions(eid, dict(d.conditions), who=d.who, note=d.note, lab_time_s=t)
+            self._pending[eid] = exp
+            self._reviewed.add(eid)
+            return exp
+        why = d.note or ("vetoed" if d.kind == "veto" else "campaign stopped")
+        code = "vetoed" if d.kind == "veto" else "stopped"
+        exp = self.store.transition(
+            eid,
+            S.ABANDONED,
+            lab_time_s=t,
+            actor=d.who,
+            failure_code=code,
+            reason=why,
+            payload={"decision": d.kind},
+        )
+        self._pending.pop(eid, None)
+        self._count -= 1  # a proposal nobody ran does not spend the budget
+        if d.kind == "veto":
+            self._vetoed.append(dict(exp.conditions))
+            self.observer(Update("vetoed", exp, message=f"vetoed by {d.who}: {why}"))
+        else:
+            self._halt = f"stopped by {d.who}" + (f": {d.note}" if d.note else "")
+        return None
+
+    def _adopt_manual(self) -> None:
+        """Learns from experiments a person entered by hand (``Campaign.add_experiment``) while this run goes on."""
+        for exp in self.store.experiments(self.cid):
+            eid = _id(exp)
+            if eid in self._known:
+                continue
+            self._known.add(eid)
+            if S(exp.state) in (S.COMPLETED, S.FAILED):
+                self._count += 1
+                self._adopt(exp)
+
+    def _adopt(self, exp: Experiment) -> None:
+        """Accounts for an experiment that a person finished (result entered by hand) while the agent had it."""
+        eid = _id(exp)
+        self._pending.pop(eid, None)
+        state = S(exp.state)
+        if state == S.COMPLETED:
+            values = {m.name: (m.value, m.sigma) for m in self.store.measurements_of(eid)}
+            self.strategy.tell([self._observation(exp, values)])
+            self._note_score(exp, values)
+            self.observer(Update("completed", exp, values, message="entered by hand"))
+        elif state == S.FAILED:
+            self.strategy.tell([Observation(dict(exp.conditions), {}, failed=True, reason=exp.failure_reason)])
+            self.observer(Update("failed", exp, message=f"{exp.failure_code}: {exp.failure_reason}"))
+        else:
+            self._count -= 1
+
     def _propose(self, n: int) -> None:
-        pending = [dict(e.conditions) for e in self._pending.values()]
+        pending = [dict(e.conditions) for e in self._pending.values()] + [dict(c) for c in self._vetoed]
         proposals = self.strategy.ask(n, pending)
         for p in proposals[:n]:
             problems = self.spec.space.check(p.conditions)
@@ -214,12 +349,22 @@ class Agent:
                 lab_time_s=self.lab_time(),
             )
             self._count += 1
+            self._known.add(_id(exp))
             self._queue.append(exp)
             self._pending[_id(exp)] = exp
             self.observer(Update("proposed", exp))
 
     # --- one experiment ----------------------------------------------------------------------------
     async def _drive(self, exp: Experiment) -> None:
+        try:
+            await self._advance(exp)
+        except IllegalTransition:
+            fresh = self.store.experiment(self.cid, exp.index)
+            if fresh is None or S(fresh.state) not in TERMINAL:
+                raise
+            self._adopt(fresh)  # a person entered its result meanwhile
+
+    async def _advance(self, exp: Experiment) -> None:
         eid = _id(exp)
         state = S(exp.state)
         try:

@@ -70,9 +70,19 @@ class Imaging(_Frozen):
     overlays: bool = True
 
 
+class WarmStart(_Frozen):
+    """Learn from an earlier campaign before the first ask: its finished experiments that lie in this
+    campaign's space are told to the strategy (not copied, not counted against the budget). ``store``: that
+    campaign's store URL (a relative SQLite path is relative to this file); empty: this campaign's store."""
+
+    campaign: str = Field(pattern=NAME_PATTERN, max_length=100)
+    store: str | None = None
+
+
 class StrategyRef(_Frozen):
     name: str = "ax"
     options: dict[str, Any] = Field(default_factory=dict)
+    warm_start: WarmStart | None = None
 
 
 class StoreSpec(_Frozen):
@@ -119,6 +129,10 @@ class CampaignSpec(_Frozen):
                     raise ValueError(f"stopping.target.{key} names {key!r}, which is not an objective; valid: {names}")
         if self.stopping.no_improvement and len(self.objectives) > 1:
             raise ValueError("stopping.no_improvement: needs a single objective (several give a Pareto front)")
+        if self.strategy.warm_start is not None and self.strategy.warm_start.campaign == self.name:
+            raise ValueError(
+                f"strategy.warm_start.campaign: {self.name!r} is this campaign; name an earlier campaign to learn from"
+            )
         if self.imaging is not None and self.instruments.imager is None:
             raise ValueError("imaging: an imaging pipeline is configured but instruments.imager is missing")
         return self
@@ -267,6 +281,7 @@ __all__ = [
     "InstrumentRef",
     "Instruments",
     "StoreSpec",
+    "WarmStart",
     "format_loc",
     "load_spec",
     "parse_spec",

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from agent.errors import StoreError
-from agent.lifecycle import ExperimentState, check_transition
+from agent.lifecycle import ExperimentState, check_manual_result, check_transition
 from agent.store.engine import make_engine, migrate
 from agent.store.models import Artifact, Campaign, Event, Experiment, Measurement, Micrograph, Sample, utcnow
 
@@ -166,6 +166,8 @@ class Store:
             exp.updated_at = utcnow()
             if new_state == ExperimentState.FAILED:
                 exp.failure_code, exp.failure_reason = failure_code or "failed", reason
+            elif new_state == ExperimentState.ABANDONED and failure_code:  # e.g. vetoed by a person
+                exp.failure_code, exp.failure_reason = failure_code, reason
             if new_state in (ExperimentState.COMPLETED, ExperimentState.FAILED, ExperimentState.ABANDONED):
                 exp.lab_time_end_s = lab_time_s
             s.add(exp)
@@ -272,6 +274,152 @@ class Store:
             _extra=[*rows, *extra],
         )
 
+    # --- people ----------------------------------------------------------------------------------
+    def edit_conditions(
+        self, experiment_id: int, conditions: dict[str, Any], *, who: str, note: str = "", lab_time_s: float
+    ) -> Experiment:
+        """Replaces a proposal's conditions before it is submitted; the event keeps the original ones."""
+        with self._session() as s:
+            exp = s.get(Experiment, experiment_id)
+            if exp is None:
+                raise StoreError(f"experiment id {experiment_id} is not in {self._where()}")
+            if exp.state != ExperimentState.PROPOSED:
+                raise StoreError(f"experiment {exp.index} is {exp.state}: only a proposed experiment can be edited")
+            original = dict(exp.conditions)
+            exp.conditions = dict(conditions)
+            exp.updated_at = utcnow()
+            s.add(exp)
+            s.add(
+                Event(
+                    campaign_id=exp.campaign_id,
+                    experiment_id=exp.id,
+                    kind="edit",
+                    actor=who,
+                    lab_time_s=lab_time_s,
+                    payload={"original": original, "edited": dict(conditions), "note": note},
+                )
+            )
+            s.commit()
+            return exp
+
+    def enter_result(
+        self,
+        experiment_id: int,
+        values: Sequence[MeasuredValue] = (),
+        *,
+        failed: str | None = None,
+        who: str,
+        note: str = "",
+        lab_time_s: float,
+    ) -> Experiment:
+        """A result entered by a person for a waiting experiment: its measurements and the move to
+        ``completed`` (or ``failed`` with reason ``failed``), in one transaction, with who entered it."""
+        with self._session() as s:
+            stmt = select(Experiment).where(Experiment.id == experiment_id)
+            if self.engine.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()
+            exp = s.exec(stmt).first()
+            if exp is None:
+                raise StoreError(f"experiment id {experiment_id} is not in {self._where()}")
+            old = check_manual_result(exp.state)
+            self._finish_by_hand(s, exp, old, values, failed, who, note, lab_time_s)
+            s.commit()
+            return exp
+
+    def add_manual_experiment(
+        self,
+        campaign_id: int,
+        key_prefix: str,
+        conditions: dict[str, Any],
+        values: Sequence[MeasuredValue] = (),
+        *,
+        failed: str | None = None,
+        who: str,
+        note: str = "",
+        lab_time_s: float,
+    ) -> Experiment:
+        """An experiment done by hand (conditions and results together), recorded as finished with the next
+        index and generator ``manual``: the strategy learns from it like from any other."""
+        with self._session() as s:
+            last = s.exec(select(func.max(Experiment.index)).where(Experiment.campaign_id == campaign_id)).one()
+            index = (last or 0) + 1
+            exp = Experiment(
+                campaign_id=campaign_id,
+                index=index,
+                key=f"{key_prefix}-{index:05d}",
+                conditions=conditions,
+                generator="manual",
+                model_state={},
+                lab_time_start_s=lab_time_s,
+            )
+            s.add(exp)
+            s.flush()
+            s.add(
+                Event(
+                    campaign_id=campaign_id,
+                    experiment_id=exp.id,
+                    kind="transition",
+                    to_state=ExperimentState.PROPOSED,
+                    actor=who,
+                    lab_time_s=lab_time_s,
+                    payload={"conditions": conditions, "generator": "manual", "note": note},
+                )
+            )
+            self._finish_by_hand(s, exp, ExperimentState.PROPOSED, values, failed, who, note, lab_time_s)
+            try:
+                s.commit()
+            except IntegrityError:
+                raise StoreError(f"experiment index {index} was taken meanwhile; enter the experiment again") from None
+            return exp
+
+    def _finish_by_hand(
+        self,
+        s: Session,
+        exp: Experiment,
+        old: ExperimentState,
+        values: Sequence[MeasuredValue],
+        failed: str | None,
+        who: str,
+        note: str,
+        lab_time_s: float,
+    ) -> None:
+        assert exp.id is not None
+        new = ExperimentState.FAILED if failed is not None else ExperimentState.COMPLETED
+        exp.state = new
+        exp.updated_at = utcnow()
+        exp.lab_time_end_s = lab_time_s
+        body: dict[str, Any] = {"manual": True, "note": note}
+        if failed is not None:
+            exp.failure_code, exp.failure_reason = "manual", failed
+            body.update(reason=failed, code="manual")
+        else:
+            for v in values:
+                s.add(
+                    Measurement(
+                        experiment_id=exp.id,
+                        name=v.name,
+                        value=v.value,
+                        sigma=v.sigma,
+                        unit=v.unit,
+                        source=v.source or f"manual:{who}"[:100],
+                        model_version=v.model_version,
+                    )
+                )
+            body["measurements"] = {v.name: [v.value, v.sigma, v.unit] for v in values}
+        s.add(exp)
+        s.add(
+            Event(
+                campaign_id=exp.campaign_id,
+                experiment_id=exp.id,
+                kind="transition",
+                from_state=old,
+                to_state=new,
+                actor=who,
+                lab_time_s=lab_time_s,
+                payload=body,
+            )
+        )
+
     def bump_attempt(self, experiment_id: int, *, reason: str, code: str, lab_time_s: float) -> int:
         """Counts a retry after a transient fault; the event is written before the retry is sent."""
         with self._session() as s:
@@ -364,6 +512,11 @@ class Store:
     def events(self, campaign_id: int) -> list[Event]:
         with self._session() as s:
             return list(s.exec(select(Event).where(Event.campaign_id == campaign_id).order_by(col(Event.id))))
+
+    def experiment_events(self, experiment_id: int) -> list[Event]:
+        with self._session() as s:
+            q = select(Event).where(Event.experiment_id == experiment_id).order_by(col(Event.id))
+            return list(s.exec(q))
 
     def file_path(self, row: Micrograph | Artifact) -> Path:
         return self.files_dir / row.path
