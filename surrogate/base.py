@@ -25,12 +25,14 @@ class Proposal:
 @dataclass(frozen=True)
 class Observation:
     """A finished experiment: its conditions and measured values ``name -> (value, sigma)``.
-    ``failed`` experiments carry no values but a reason: a feasibility-aware strategy learns from them."""
+    ``failed`` experiments carry no values but a reason: a feasibility-aware strategy learns from them.
+    ``duration_s``: the lab time the experiment took (synthesis and measurement), for cost-aware strategies."""
 
     conditions: dict[str, ConditionValue]
     values: dict[str, tuple[float, float]]
     failed: bool = False
     reason: str = ""
+    duration_s: float | None = None
 
 
 @runtime_checkable

@@ -1,5 +1,5 @@
-"""Strategies by name: the built-ins (``random``, ``sobol``, ``ax``) and plug-ins from the entry-point group
-``matloop.strategies``.
+"""Strategies by name: the built-ins (``random``, ``sobol``, ``ax``, ``botorch``) and plug-ins from the
+entry-point group ``matloop.strategies``.
 
 A strategy factory (a class, usually) has an ``Options`` attribute, a pydantic model (frozen, with
 ``extra="forbid"``), and is called as ``factory(space, goal, seed, options)``; what it returns must
@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from surrogate.base import Strategy, StrategyError
 from surrogate.objectives import Goal
-from surrogate.options import AxOptions, RandomOptions, SobolOptions
+from surrogate.options import AxOptions, BotorchOptions, RandomOptions, SobolOptions
 from surrogate.space import SearchSpace
 
 ENTRY_POINT_GROUP = "matloop.strategies"
@@ -28,6 +28,7 @@ _BUILTINS: dict[str, tuple[type[BaseModel], str]] = {
     "random": (RandomOptions, "surrogate.random_search:RandomStrategy"),
     "sobol": (SobolOptions, "surrogate.sobol:SobolStrategy"),
     "ax": (AxOptions, "surrogate.ax_strategy:AxStrategy"),
+    "botorch": (BotorchOptions, "surrogate.botorch_strategy:BotorchStrategy"),
 }
 
 
