@@ -118,6 +118,8 @@ def pretrain(
     generator: Annotated[str, typer.Option(help="entry point in matloop.datasets")] = "sim",
     seed: Annotated[int, typer.Option()] = 0,
     quick: Annotated[bool, typer.Option(help="tiny data and training, for tests")] = False,
+    device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda")] = "auto",
+    amp: Annotated[bool, typer.Option(help="bf16 mixed precision (CUDA only)")] = True,
 ) -> None:
     """Trains a small U-Net on simulated-lab micrographs and caches it as the default ``unet`` checkpoint.
 
@@ -161,7 +163,8 @@ def pretrain(
             patience=None,
             val_fraction=0.15,
             test_fraction=0.15,
-            device="auto",
+            device=device,  # type: ignore[arg-type]
+            amp=amp,
             seed=seed,
         )
         try:
