@@ -520,7 +520,9 @@ class Agent:
 
     def _observation(self, exp: Experiment, values: dict[str, tuple[float, float]]) -> Observation:
         wanted = set(self.spec_metric_names())
-        return Observation(dict(exp.conditions), {k: v for k, v in values.items() if k in wanted})
+        sample = self.store.sample(_id(exp))
+        duration = sample.duration_s if sample is not None else None
+        return Observation(dict(exp.conditions), {k: v for k, v in values.items() if k in wanted}, duration_s=duration)
 
     def _note_score(self, exp: Experiment, values: dict[str, tuple[float, float]]) -> None:
         s = score(self.spec, exp.index, values)

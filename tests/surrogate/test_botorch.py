@@ -300,3 +300,16 @@ def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="nonsense"):
         make_strategy("botorch", square(), maximize(), 0, {"nonsense": 1})
     assert BotorchOptions().model == "gp"
+
+
+def test_saas_model_proposes_and_reports_relevance() -> None:
+    space = SearchSpace(parameters=tuple(FloatParameter(name=f"x{i}", low=0.0, high=1.0, unit="1") for i in range(8)))
+    s = strategy(space, maximize(), initial_points=10, model="saas", saas_warmup=48, saas_samples=48, saas_thinning=6)
+    run(s, lambda c: {"f": (math.sin(3 * float(c["x1"])) - (float(c["x5"]) - 0.3) ** 2, 0.01)}, [10])
+    (p,) = s.ask(1, [])
+    assert p.generator == "botorch" and not space.check(p.conditions)
+    relevance = p.model_state["relevance"]
+    assert set(relevance) == {f"x{i}" for i in range(8)}
+    assert set(sorted(relevance, key=relevance.__getitem__)[-2:]) == {"x1", "x5"}, relevance
+    mean, sd = p.predictions["f"]
+    assert math.isfinite(mean) and sd > 0
