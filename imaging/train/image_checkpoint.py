@@ -2,15 +2,22 @@
 them (task, classes or targets with units and the target scaler, normalization, pixel size, model config, git
 revision, metrics). Written atomically with ``torch.save``; read with ``weights_only=True``::
 
-    {"format": "matloop.image_model", "format_version": 1, "model": state_dict, "metadata": {...}}
+    {"format": "matloop.image_model", "format_version": 1, "model": state_dict, "metadata": {...},
+     "train_state": {...} | None}
+
+``train_state`` (optimizer, scheduler, history, early-stopping state with the best weights, RNG states) is only in
+``last.pt``, for resuming; ``config_differences`` and the RNG helpers below serve the resume in ``tasks``.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from pydantic import ValidationError
 from torch import nn
@@ -36,6 +43,7 @@ class ImageCheckpoint:
     path: Path
     model_state: dict[str, torch.Tensor]
     metadata: dict[str, Any]
+    train_state: dict[str, Any] | None = None
 
     @property
     def task(self) -> Task:
@@ -65,8 +73,11 @@ def _missing(metadata: dict[str, Any]) -> list[str]:
     return [k for k in REQUIRED[task] if k not in metadata]
 
 
-def save_image_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str, Any]) -> Path:
-    """Writes ``model``'s weights and ``metadata`` (plus torch version and git revision) atomically."""
+def save_image_checkpoint(
+    path: str | Path, model: nn.Module, metadata: dict[str, Any], train_state: dict[str, Any] | None = None
+) -> Path:
+    """Writes ``model``'s weights, ``metadata`` (plus torch version and git revision) and the optional resume
+    ``train_state`` atomically (temporary file, then rename), so an interrupted save leaves the old file intact."""
     path = Path(path)
     missing = _missing(metadata)
     if missing:
@@ -77,6 +88,7 @@ def save_image_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str
         "format_version": FORMAT_VERSION,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": meta,
+        "train_state": train_state,
     }
     return write_atomically(path, blob)
 
@@ -102,7 +114,10 @@ def load_image_checkpoint(path: str | Path, task: Task | None = None) -> ImageCh
         raise CheckpointError(f"{path}: checkpoint metadata lacks {missing}")
     if task is not None and meta["task"] != task:
         raise CheckpointError(f"{path}: is a {meta['task']} checkpoint, but a {task} model was asked for")
-    return ImageCheckpoint(path, state, meta)
+    train_state = blob.get("train_state")
+    if train_state is not None and not isinstance(train_state, dict):
+        raise CheckpointError(f"{path}: 'train_state' must be a dict or None, got {type(train_state).__name__}")
+    return ImageCheckpoint(path, state, meta, train_state)
 
 
 def load_image_model(
@@ -118,3 +133,53 @@ def load_image_model(
             f"{path}: weights do not fit model_config {ckpt.metadata['model_config']}: {exc}"
         ) from exc
     return model.to(device).eval(), ckpt
+
+
+# --- resume helpers --------------------------------------------------------------------------------------------------
+
+
+def config_differences(stored: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+    """Dotted names of the fields (nested ones too, e.g. ``model.depth``) whose values differ between two
+    ``model_dump(mode="json")`` configs, skipping the top-level fields in ``ignore``."""
+    skip = set(ignore)
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                if not prefix and key in skip:
+                    continue
+                name = f"{prefix}.{key}" if prefix else str(key)
+                if key not in a or key not in b:
+                    out.append(name)
+                else:
+                    walk(a[key], b[key], name)
+        elif a != b:
+            out.append(prefix or "(root)")
+
+    walk(stored, new, "")
+    return out
+
+
+def rng_states() -> dict[str, Any]:
+    """The global RNG states (torch CPU and CUDA, numpy, Python ``random``), in types ``weights_only`` loads."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    mt_keys = torch.from_numpy(np.asarray(keys).astype(np.int64))
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": [str(kind), mt_keys, int(pos), int(has_gauss), float(gauss)],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restores what ``rng_states`` saved (CUDA states only when there are as many CUDA devices)."""
+    torch.set_rng_state(states["torch"])
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))

@@ -5,6 +5,13 @@ Both: seeded split (``split.json``, reused when present), intensity normalizatio
 augmented random crops, AdamW, early stopping on the validation loss (cross-entropy; Gaussian NLL), ``best.pt`` and
 ``last.pt`` image-model checkpoints, and ``metrics.json`` (history, best epoch, test metrics of ``best.pt``).
 Regression targets are standardized with the training mean and standard deviation, stored as ``target_scaler``.
+
+Resume: ``last.pt`` is written atomically every epoch with the weights (every ensemble member: they are one module),
+the optimizer, the early-stopping state (best loss, epochs since, best weights), the history and the RNG states.
+When it exists at the start, training goes on from it, and gives the same weights and metrics as an uninterrupted
+run; only ``RESUME_FREE`` fields may differ from the stored config (more epochs, other patience, device,
+workers), anything else that shapes the model or the data is refused. A run that already finished returns its
+stored result.
 """
 
 from __future__ import annotations
@@ -28,8 +35,18 @@ from torch.utils.data import DataLoader
 from imaging.models.classifier import ClassifierConfig, CNNClassifier
 from imaging.models.regressor import RegressorConfig, RegressorEnsemble, gaussian_nll, predict_gaussian
 from imaging.normalize import PercentileStretch
+from imaging.train.checkpoint import CheckpointError
 from imaging.train.dataset import Augment, DatasetError, load_or_make_split
-from imaging.train.image_checkpoint import load_image_model, save_image_checkpoint
+from imaging.train.image_checkpoint import (
+    ImageCheckpoint,
+    Task,
+    config_differences,
+    load_image_checkpoint,
+    load_image_model,
+    rng_states,
+    save_image_checkpoint,
+    set_rng_states,
+)
 from imaging.train.image_labels import (
     LabelledCrops,
     LabelledFolder,
@@ -228,6 +245,65 @@ def _batches(images: Sequence[NDArray[np.float32]], max_batch: int = 32) -> list
     return out
 
 
+#: config fields that may change when a run is resumed: they change neither the model nor the data it sees
+RESUME_FREE = ("epochs", "patience", "device", "num_workers", "run_dir")
+#: checkpoint metadata that must match on resume: it describes the data (labels, classes, scaling, split)
+RESUME_DATA_KEYS = ("task", "classes", "label", "bins", "targets", "target_scaler", "normalization", "split")
+
+
+@dataclass
+class _FitOutcome:
+    """What ``_fit`` returns; ``finished_result`` is the stored result of a run that had already finished."""
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_val: float | None
+    stopped: bool
+    done: int
+    last_metadata: dict[str, Any]
+    last_state: dict[str, Any] | None
+    finished_result: dict[str, Any] | None = None
+
+
+def _value_at(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d.get(part, "<absent>") if isinstance(d, dict) else "<absent>"
+    return d
+
+
+def _check_resumable(config: ImageTrainConfig, ckpt: ImageCheckpoint, metadata: dict[str, Any]) -> None:
+    """``CheckpointError`` naming the field when the stored run's config or data differ from this one's."""
+    path = ckpt.path
+    if ckpt.train_state is None:
+        raise CheckpointError(
+            f"{path}: holds no training state (written by an older matloop or not by training); "
+            f"delete it or use a new run_dir"
+        )
+    stored = ckpt.metadata.get("train_config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: metadata.train_config is missing; delete it or use a new run_dir")
+    new = config.model_dump(mode="json")
+    stored, new = dict(stored), dict(new)
+    for d in (stored, new):
+        if "dataset_dir" in d:
+            d["dataset_dir"] = str(Path(str(d["dataset_dir"])).resolve())
+    diff = config_differences(stored, new, RESUME_FREE)
+    if diff:
+        shown = "; ".join(f"{k}: stored {_value_at(stored, k)!r}, now {_value_at(new, k)!r}" for k in diff[:4])
+        raise CheckpointError(
+            f"{path}: cannot resume, the config differs from the stored run's in {diff} ({shown}); these change the "
+            f"model or the data. Only {list(RESUME_FREE)} may change on resume: use a new run_dir, or delete "
+            f"{path} to start over"
+        )
+    data_diff = [k for k in RESUME_DATA_KEYS if ckpt.metadata.get(k) != metadata.get(k)]
+    if data_diff:
+        k = data_diff[0]
+        raise CheckpointError(
+            f"{path}: cannot resume, the dataset gives other {data_diff} than the stored run "
+            f"({k}: stored {ckpt.metadata.get(k)!r}, now {metadata.get(k)!r}); use a new run_dir"
+        )
+
+
 def _fit(
     config: ImageTrainConfig,
     model: nn.Module,
@@ -237,13 +313,57 @@ def _fit(
     validate: Callable[[], dict[str, Any] | None],
     metadata: Callable[[int, dict[str, Any]], dict[str, Any]],
     log: Callable[[str], None],
-) -> tuple[list[dict[str, Any]], int, float | None, bool, int]:
-    """The shared epoch loop: (history, best epoch, best val loss, stopped early, epochs run)."""
+    task: Task,
+) -> _FitOutcome:
+    """The shared epoch loop, resumed from ``run_dir/last.pt`` when it exists (see the module docstring)."""
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None  # the learning rate is constant here
     run_dir = config.run_dir
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     history: list[dict[str, Any]] = []
     best, best_epoch, since_best, stopped, done = math.inf, -1, 0, False, 0
-    for epoch in range(config.epochs):
+    best_weights: dict[str, torch.Tensor] | None = None
+    best_meta: dict[str, Any] | None = None
+    last_meta, last_state = metadata(-1, {}), None
+    if last_path.exists():
+        ckpt = load_image_checkpoint(last_path, task)
+        _check_resumable(config, ckpt, last_meta)
+        st = ckpt.train_state
+        assert st is not None
+        try:
+            model.load_state_dict(ckpt.model_state)
+            opt.load_state_dict(st["optimizer"])
+            if sched is not None and st.get("scheduler") is not None:
+                sched.load_state_dict(st["scheduler"])
+            history = list(st["history"])
+            best, best_epoch, since_best = float(st["best_loss"]), int(st["best_epoch"]), int(st["since_best"])
+            best_weights, best_meta = st["best_model"], st["best_metadata"]
+            set_rng_states(st["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{last_path}: training state is incomplete or does not fit the model "
+                f"({type(exc).__name__}: {exc}); delete it or use a new run_dir"
+            ) from exc
+        done = int(ckpt.metadata["epoch"]) + 1
+        last_meta, last_state = ckpt.metadata, st
+        if best_weights is not None and best_meta is not None and not best_path.exists():
+            keep = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(best_weights)
+            save_image_checkpoint(best_path, model, best_meta)
+            model.load_state_dict(keep)
+        patience_hit = config.patience is not None and since_best >= config.patience
+        if done >= config.epochs or patience_hit:
+            stopped = patience_hit and done < config.epochs
+            result = st.get("result")
+            if isinstance(result, dict) and result.get("done") == done:
+                log(f"{run_dir}: training already finished after {done} epochs (best epoch {best_epoch + 1})")
+                best_val = best if history and history[best_epoch]["val"] is not None else None
+                return _FitOutcome(history, best_epoch, best_val, stopped, done, last_meta, last_state, result)
+            log(f"{run_dir}: all {done} epochs were trained; evaluating")
+        else:
+            log(f"resuming from {last_path} after epoch {done}/{config.epochs}")
+    model.to(prep.device)
+    for epoch in range(done, config.epochs):
         if config.patience is not None and since_best >= config.patience:
             stopped = True
             break
@@ -262,6 +382,8 @@ def _fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             losses.append(float(loss.detach()))
         train_loss = float(np.mean(losses))
         val = validate()
@@ -271,10 +393,24 @@ def _fit(
         meta = metadata(epoch, {"val": val, "train_loss": train_loss})
         if score < best:
             best, best_epoch, since_best = score, epoch, 0
-            save_image_checkpoint(run_dir / "best.pt", model, meta)
+            best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_meta = meta
+            save_image_checkpoint(best_path, model, meta)
         else:
             since_best += 1
-        save_image_checkpoint(run_dir / "last.pt", model, meta)
+        last_state = {
+            "optimizer": opt.state_dict(),
+            "scheduler": None if sched is None else sched.state_dict(),
+            "history": history,
+            "best_loss": best,
+            "best_epoch": best_epoch,
+            "since_best": since_best,
+            "best_model": best_weights,
+            "best_metadata": best_meta,
+            "rng": rng_states(),
+        }
+        last_meta = meta
+        save_image_checkpoint(last_path, model, meta, last_state)
         _write_metrics(run_dir, history, best_epoch, None)
         log(
             f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4f}  val loss "
@@ -282,7 +418,29 @@ def _fit(
         )
         done = epoch + 1
     best_val = best if history and history[best_epoch]["val"] is not None else None
-    return history, best_epoch, best_val, stopped, done
+    return _FitOutcome(history, best_epoch, best_val, stopped, done, last_meta, last_state)
+
+
+def _finish(
+    config: ImageTrainConfig, model: nn.Module, fit: _FitOutcome, test: dict[str, Any] | None
+) -> ImageTrainResult:
+    """Writes ``metrics.json`` and marks ``last.pt`` finished (with the test metrics), and returns the result."""
+    if fit.finished_result is None:
+        _write_metrics(config.run_dir, fit.history, fit.best_epoch, test)
+        if fit.last_state is not None:
+            state = {**fit.last_state, "result": {"done": fit.done, "test": test}}
+            save_image_checkpoint(config.run_dir / "last.pt", model, fit.last_metadata, state)
+    return ImageTrainResult(
+        config.run_dir,
+        config.run_dir / "best.pt",
+        config.run_dir / "last.pt",
+        fit.done,
+        fit.best_epoch,
+        fit.best_val,
+        fit.stopped,
+        fit.history,
+        test,
+    )
 
 
 def _write_metrics(run_dir: Path, history: list[dict[str, Any]], best_epoch: int, test: dict[str, Any] | None) -> None:
@@ -372,27 +530,26 @@ def train_classifier(config: ClassifierTrainConfig, log: Callable[[str], None] =
             **_common_metadata(config, prep, epoch, metrics),
         }
 
-    history, best_epoch, best_val, stopped, done = _fit(
-        config, model, data, prep, loss_fn, lambda: evaluate(model, prep.val) if prep.val else None, metadata, log
+    fit = _fit(
+        config,
+        model,
+        data,
+        prep,
+        loss_fn,
+        lambda: evaluate(model, prep.val) if prep.val else None,
+        metadata,
+        log,
+        "classification",
     )
+    if fit.finished_result is not None:
+        return _finish(config, model, fit, fit.finished_result.get("test"))
     test = None
     if prep.test:
         best_model, _ = load_image_model(config.run_dir / "best.pt", "classification", prep.device)
         assert isinstance(best_model, CNNClassifier)
         test = evaluate(best_model, prep.test)
         log(f"test: accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f} (n = {test['n']})")
-    _write_metrics(config.run_dir, history, best_epoch, test)
-    return ImageTrainResult(
-        config.run_dir,
-        config.run_dir / "best.pt",
-        config.run_dir / "last.pt",
-        done,
-        best_epoch,
-        best_val,
-        stopped,
-        history,
-        test,
-    )
+    return _finish(config, model, fit, test)
 
 
 # --- regression ------------------------------------------------------------------------------------------------------
@@ -495,9 +652,19 @@ def train_regressor(config: RegressorTrainConfig, log: Callable[[str], None] = p
             **_common_metadata(config, prep, epoch, metrics),
         }
 
-    history, best_epoch, best_val, stopped, done = _fit(
-        config, model, data, prep, loss_fn, lambda: evaluate(model, prep.val) if prep.val else None, metadata, log
+    fit = _fit(
+        config,
+        model,
+        data,
+        prep,
+        loss_fn,
+        lambda: evaluate(model, prep.val) if prep.val else None,
+        metadata,
+        log,
+        "regression",
     )
+    if fit.finished_result is not None:
+        return _finish(config, model, fit, fit.finished_result.get("test"))
     scale = None
     if prep.val and (config.run_dir / "best.pt").exists():
         scale = calibrate_sigma(config.run_dir / "best.pt", prep, y_all, mu, sd, config.mc_samples)
@@ -512,15 +679,4 @@ def train_regressor(config: RegressorTrainConfig, log: Callable[[str], None] = p
                 f"test {name}: RMSE {m['rmse']:.4g} (mean predictor {m['baseline_rmse']:.4g}), R² {m['r2']}, "
                 f"1σ/2σ coverage {m['coverage_1sigma']:.2f}/{m['coverage_2sigma']:.2f} (n = {m['n']})"
             )
-    _write_metrics(config.run_dir, history, best_epoch, test)
-    return ImageTrainResult(
-        config.run_dir,
-        config.run_dir / "best.pt",
-        config.run_dir / "last.pt",
-        done,
-        best_epoch,
-        best_val,
-        stopped,
-        history,
-        test,
-    )
+    return _finish(config, model, fit, test)
