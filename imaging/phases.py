@@ -82,6 +82,18 @@ def classify_phases(smoothed: NDArray[np.floating], exclude: Mask, noise: float,
     return Phases(thresholds, levels, 0, matrix, 3 - matrix)
 
 
+def without_pore_class(phases: Phases) -> Phases:
+    """``phases`` with its pore class merged into the class above it (found to be dark grains, not void)."""
+    if phases.pore_class is None:
+        return phases
+    k = phases.pore_class
+    thresholds = phases.thresholds[:k] + phases.thresholds[k + 1 :]
+    levels = phases.levels[:k] + phases.levels[k + 1 :]
+
+    second = None if phases.second_class is None else phases.second_class - (phases.second_class > k)
+    return Phases(thresholds, levels, None, phases.matrix_class - (phases.matrix_class > k), second)
+
+
 def is_edge_class(mask: Mask, min_compact: float = 0.3) -> bool:
     """Whether a middle intensity class is only the blurred edges between the others: less than
     ``min_compact`` of its pixels survive an opening with a disk of radius 2 (bands up to 4 px wide do not)."""

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from imaging.base import ImagingError
-from imaging.classical import SegmentParams, segment
+from imaging.classical import GrainLevels, SegmentParams, segment, void_blobs
 from imaging.io import LoadedImage
 from imaging.pipeline import ClassicalPipeline
 from imaging.quantify import Estimate
+from instruments.sim.dataset import ARTIFACT_PRESETS
+from instruments.sim.render import Microstructure, render_masks
+from instruments.sim.sem import apply_artifacts, structure_image
 from tests.imaging.conftest import measure
 from tests.imaging.synth import Micrograph, make_micrograph
 
@@ -111,3 +114,49 @@ def test_blank_and_structureless_frames_raise_imaging_error() -> None:
         segment(np.clip(noise, 0, 1), SegmentParams())
     with pytest.raises(ImagingError, match="too small"):
         segment(np.clip(noise[:20, :20], 0, 1), SegmentParams())
+
+
+def clean_render(seed: int, porosity: float, grain_size_um: float = 25.0) -> tuple[LoadedImage, float]:
+    """A 256² simulated SEM field with no artifacts (no noise, blur, drift, jitter or charging): few large grains
+    whose grey levels differ (channelling contrast; the darkest fall into the dark histogram class) and pores of
+    radius 2 µm at 0.5 µm/px; and its true porosity."""
+    rng = np.random.default_rng(seed)
+    ms = Microstructure(grain_size_um=grain_size_um, porosity=porosity, pore_radius_um=2.0)
+    masks = render_masks(ms, (256, 256), 0.5, rng)
+    image = apply_artifacts(structure_image(masks, rng), ARTIFACT_PRESETS["none"], rng, out_of_focus=False, bits=16)
+    return LoadedImage(image.astype(np.float32) / 65535.0, 0.5, "caller", {}), float(masks.pore.mean())
+
+
+@pytest.mark.parametrize("seed", [0, 6, 9])
+def test_clean_render_counts_pores_not_dark_grains(pipeline: ClassicalPipeline, seed: int) -> None:
+    loaded, truth = clean_render(seed, porosity=0.01)
+    f = pipeline.measure(loaded)
+    # before dark grains were told from pores, these fields measured 25 %, 46 % and 28 %
+    assert f["porosity"].value == pytest.approx(truth, abs=0.005)
+
+
+@pytest.mark.parametrize(("seed", "grain_size_um"), [(1, 25.0), (5, 25.0), (1, 15.0), (3, 15.0)])
+def test_clean_render_without_pores_has_no_porosity(
+    pipeline: ClassicalPipeline, seed: int, grain_size_um: float
+) -> None:
+    loaded, truth = clean_render(seed, porosity=0.0, grain_size_um=grain_size_um)
+    assert truth == 0.0
+    assert pipeline.measure(loaded)["porosity"].value < 0.002  # measured 28–57 % before
+
+
+def test_void_blobs_keeps_pores_and_drops_grains_as_dark_as_the_grain_spread_allows() -> None:
+    light = np.full((64, 64), 0.5, dtype=np.float32)
+    light[5:25, 5:25] = 0.42  # a whole grain 1.6 σ darker than typical
+    light[40:46, 40:46] = 0.02  # a pore far darker than any grain
+    mask = np.zeros(light.shape, dtype=bool)
+    mask[5:25, 5:25] = mask[40:46, 40:46] = True
+    grains = GrainLevels((0.5, 0.0, 0.0), spread=0.05, typical=0.5, black=-0.1, groove=0.3)
+    kept = void_blobs(mask, light, grains)
+    assert kept[40:46, 40:46].all() and not kept[5:25, 5:25].any()
+    # a shading plane moves the typical level: the same pore on a dark side is still judged against its surround
+    shaded = GrainLevels((0.5, 0.0, -0.004), spread=0.05, typical=0.5, black=-0.1, groove=0.3)
+    assert void_blobs(mask, light, shaded)[40:46, 40:46].all()
+    # too spread to tell (void would be within 5 σ of the grains): everything is kept
+    vague = GrainLevels((0.5, 0.0, 0.0), spread=0.2, typical=0.5, black=0.0, groove=0.3)
+    assert (void_blobs(mask, light, vague) == mask).all()
+    assert (void_blobs(mask, light, None) == mask).all()

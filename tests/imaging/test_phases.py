@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imaging.phases import Phases, class_mask, classify_phases
+from imaging.phases import Phases, class_mask, classify_phases, without_pore_class
 
 RNG = np.random.default_rng(2)
 
@@ -47,3 +47,13 @@ def test_majority_bright_phase_is_the_matrix_and_the_grey_one_second() -> None:
 def test_thresholds_sit_midway_between_class_peaks() -> None:
     ph = classify(levels_image({0.5: 0.9, 0.1: 0.1}))
     assert abs(ph.thresholds[0] - 0.3) < 0.01
+
+
+def test_without_pore_class_merges_it_into_the_class_above() -> None:
+    three = Phases((0.3, 0.6), (0.2, 0.45, 0.8), 0, 1, 2)
+    merged = without_pore_class(three)
+    assert merged == Phases((0.6,), (0.45, 0.8), None, 0, 1)
+    img = np.array([[0.1, 0.4, 0.9]])
+    assert class_mask(img, merged, merged.matrix_class).tolist() == [[True, True, False]]
+    assert without_pore_class(Phases((0.3,), (0.2, 0.5), 0, 1, None)) == Phases((), (0.5,), None, 0, None)
+    assert without_pore_class(merged) == merged  # no pore class: unchanged
