@@ -36,7 +36,7 @@ from scipy.ndimage import binary_dilation
 from instruments.sim.features import field_truth
 from instruments.sim.render import Masks, Microstructure, render_masks
 from instruments.sim.seeding import rng_for
-from instruments.sim.sem import Artifacts, apply_artifacts, structure_image
+from instruments.sim.sem import Artifacts, apply_artifacts_with_shift, shift_rows, structure_image
 from instruments.sim.survey import surviving_samples
 from instruments.sim.systems import get_system
 from instruments.sim.tiff import write_micrograph
@@ -156,12 +156,14 @@ def export_dataset(
         else:
             art_rng = rng_for(seed, system, i, "dataset-artifacts", art.model_dump(mode="json"))
             item_art = art
-        image = apply_artifacts(signal, item_art, art_rng, out_of_focus=False, bits=bits)
+        image, row_shift = apply_artifacts_with_shift(signal, item_art, art_rng, out_of_focus=False, bits=bits)
         stem = f"{system}_s{seed}_{len(items):04d}"
         image_rel, mask_rel = f"images/{stem}.tif", f"masks/{stem}.png"
         metadata = {"instrument": "sim-sem", "system": system, "conditions": _plain(cond), "bits": bits}
         write_micrograph(out / image_rel, image, px, metadata)
-        Image.fromarray(class_mask(masks, boundary_width_px), mode="L").save(out / mask_rel)
+        # the label mask moves with the scan jitter (it labels what the frame shows); the truth stays physical
+        labels = shift_rows(class_mask(masks, boundary_width_px), row_shift)
+        Image.fromarray(labels, mode="L").save(out / mask_rel)
         items.append(
             {
                 "image": image_rel,

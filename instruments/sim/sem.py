@@ -9,6 +9,8 @@ jitter (per-row shift), Poisson shot noise at the beam dose, quantization.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,7 +61,23 @@ def apply_artifacts(
     signal: NDArray[np.float32], art: Artifacts, rng: np.random.Generator, *, out_of_focus: bool, bits: int = 16
 ) -> NDArray[np.uint16]:
     """Turns a noise-free signal into the frame an SEM would store (``bits``-bit unsigned integers)."""
+    return apply_artifacts_with_shift(signal, art, rng, out_of_focus=out_of_focus, bits=bits)[0]
+
+
+def shift_rows(array: NDArray[Any], shift: NDArray[np.int64]) -> NDArray[Any]:
+    """Moves row ``i`` of ``array`` right by ``shift[i]`` pixels (edge pixels repeated), as scan jitter does."""
+    w = array.shape[1]
+    cols = np.clip(np.arange(w)[None, :] - shift[:, None], 0, w - 1)
+    return np.take_along_axis(array, cols, axis=1)
+
+
+def apply_artifacts_with_shift(
+    signal: NDArray[np.float32], art: Artifacts, rng: np.random.Generator, *, out_of_focus: bool, bits: int = 16
+) -> tuple[NDArray[np.uint16], NDArray[np.int64]]:
+    """`apply_artifacts`, and the scan-jitter shift of each row (pixels), so that label masks can be moved with the
+    image: a segmentation label says what the frame shows, and jitter moves what the frame shows."""
     h, w = signal.shape
+    shift = np.zeros(h, dtype=np.int64)
     sigma = art.defocus_blur_px if out_of_focus else art.blur_px
     img = gaussian_filter(signal, sigma) if sigma > 0 else signal.copy()
     # drift: gain and offset wander slowly while the frame is scanned (rows are slow-scan time)
@@ -77,12 +95,11 @@ def apply_artifacts(
         img[rows] += rng.uniform(0.15, 0.5) * tail
     # scan-line jitter: each row lands a little left or right
     if art.jitter_px > 0:
-        shift = np.round(rng.normal(0.0, art.jitter_px, h)).astype(int)
-        cols = np.clip(np.arange(w)[None, :] - shift[:, None], 0, w - 1)
-        img = np.take_along_axis(img, cols, axis=1)
+        shift = np.round(rng.normal(0.0, art.jitter_px, h)).astype(np.int64)
+        img = shift_rows(img, shift)
     # shot noise at the beam dose, then the detector's gain to the full integer range
     counts = rng.poisson(np.clip(img, 0.0, None) * art.dose + 2.0).astype(np.float32)
     top = float(2**bits - 1)
     scale = 0.8 * top / (art.dose + 2.0)
     dtype = np.uint16 if bits > 8 else np.uint8
-    return np.clip(counts * scale, 0, top).astype(dtype)  # type: ignore[return-value]
+    return np.clip(counts * scale, 0, top).astype(dtype), shift  # type: ignore[return-value]
