@@ -90,6 +90,7 @@ class ImageTrainConfig(BaseModel):
     val_fraction: float = Field(default=0.15, ge=0, lt=1)
     test_fraction: float = Field(default=0.15, ge=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(default=False, description="bf16 autocast for the forward pass; used on CUDA only")
     num_workers: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
@@ -378,7 +379,8 @@ def _fit(
         model.train()
         losses = []
         for x, y in loader:
-            loss = loss_fn(x.to(prep.device), y.to(prep.device))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and prep.device.type == "cuda"):
+                loss = loss_fn(x.to(prep.device), y.to(prep.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -514,7 +516,7 @@ def train_classifier(config: ClassifierTrainConfig, log: Callable[[str], None] =
     )
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(x), y, weight=weight)
+        return F.cross_entropy(model(x).float(), y, weight=weight)
 
     def evaluate(m: CNNClassifier, images: list[LabelledImage]) -> dict[str, Any]:
         probs = classifier_probs(m, [prep.norm.transform(im.pixels) for im in images], prep.device)
@@ -623,7 +625,8 @@ def train_regressor(config: RegressorTrainConfig, log: Callable[[str], None] = p
 
     def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         means, logvars = model(x)
-        return sum((gaussian_nll(m, lv, y) for m, lv in zip(means, logvars, strict=True)), torch.zeros(()))
+        nll = (gaussian_nll(m.float(), lv.float(), y) for m, lv in zip(means, logvars, strict=True))
+        return sum(nll, torch.zeros((), device=y.device))
 
     def evaluate(
         m: RegressorEnsemble, images: list[LabelledImage], scale: NDArray[np.float64] | None = None

@@ -4,6 +4,7 @@ GPU agree with the CPU. Skipped where torch sees no CUDA device (CI); run on a G
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,3 +93,45 @@ def test_pipeline_features_agree_between_cpu_and_cuda(amp_run: TrainResult, tmp_
     for f in out["cpu"]:
         g = gpu[f.name]
         assert abs(g.value - f.value) <= max(0.02 * abs(f.value), 0.5 * f.sigma, 1e-3), (f.name, f.value, g.value)
+
+
+def test_bf16_image_level_training_on_cuda(tmp_path: Path) -> None:
+    from imaging.cli import dataset_exporter
+    from imaging.models.classifier import ClassifierConfig
+    from imaging.models.regressor import RegressorConfig
+    from imaging.properties import MicrostructureClassifier, PropertyPredictor
+    from imaging.train.tasks import (
+        ClassifierTrainConfig,
+        RegressorTrainConfig,
+        TargetSpec,
+        train_classifier,
+        train_regressor,
+    )
+
+    data = tmp_path / "ceramic"
+    dataset_exporter("sim")("porous_ceramic", data, n=24, seed=0, size_px=64)
+    common: dict[str, Any] = {"dataset_dir": data, "epochs": 4, "batch_size": 8, "device": "cuda", "amp": True}
+    clf = train_classifier(
+        ClassifierTrainConfig(
+            **common,
+            run_dir=tmp_path / "clf",
+            model=ClassifierConfig(n_classes=2, base_channels=8, depth=3),
+            label="truth.porosity",
+            bins=[0.05],
+        ),
+        log=lambda s: None,
+    )
+    reg = train_regressor(
+        RegressorTrainConfig(
+            **common,
+            run_dir=tmp_path / "reg",
+            model=RegressorConfig(n_targets=1, base_channels=8, depth=3, dropout=0.1),
+            targets=[TargetSpec(key="truth.porosity", unit="1")],
+        ),
+        log=lambda s: None,
+    )
+    assert all(np.isfinite(h["train_loss"]) for h in clf.history + reg.history)
+    pixels = tifffile.imread(next((data / "images").glob("*.tif"))).astype(np.float32)
+    _, probs = MicrostructureClassifier(clf.best_path, device="cpu").predict(pixels)
+    assert abs(sum(probs.values()) - 1) < 1e-5
+    assert PropertyPredictor(reg.best_path, device="cpu").predict(pixels)
