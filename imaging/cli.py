@@ -120,6 +120,7 @@ def pretrain(
     quick: Annotated[bool, typer.Option(help="tiny data and training, for tests")] = False,
     device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda")] = "auto",
     amp: Annotated[bool, typer.Option(help="bf16 mixed precision (CUDA only)")] = True,
+    crack_fields: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of fields given quench cracks")] = 0.0,
 ) -> None:
     """Trains a small U-Net on simulated-lab micrographs and caches it as the default ``unet`` checkpoint.
 
@@ -144,7 +145,7 @@ def pretrain(
     with tempfile.TemporaryDirectory(prefix="matloop-pretrain-") as tmp:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
         typer.echo(f"rendering {n} {system} micrographs ({size} px, random SEM artifacts) with {generator!r}")
-        export(system, data, n=n, seed=seed, size_px=size, artifacts="random")
+        export(system, data, n=n, seed=seed, size_px=size, artifacts="random", crack_fields=crack_fields)
         cfg = TrainConfig(
             dataset_dir=data,
             run_dir=run,

@@ -92,7 +92,7 @@ def test_pipeline_features_agree_between_cpu_and_cuda(amp_run: TrainResult, tmp_
     gpu = {f.name: f for f in out["cuda"]}
     for f in out["cpu"]:
         g = gpu[f.name]
-        assert abs(g.value - f.value) <= max(0.02 * abs(f.value), 0.5 * f.sigma, 1e-3), (f.name, f.value, g.value)
+        assert abs(g.value - f.value) <= max(0.05 * abs(f.value), f.sigma, 2e-3), (f.name, f.value, g.value)
 
 
 def test_bf16_image_level_training_on_cuda(tmp_path: Path) -> None:
