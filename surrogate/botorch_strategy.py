@@ -97,7 +97,7 @@ class BotorchStrategy:
         self.columns = BotorchSpace(space)
         self._sobol = SobolStrategy(space, goal, seed, SobolOptions())
         self._observations: list[Observation] = []
-        self._asks = 0
+        self._step = 0  # observations + pending at this ask: seeds follow the campaign's state, not call counts
         constraint_names = [c.name for c in goal.outcome_constraints]
         objective_names = [o.name for o in goal.objectives]
         self._metrics = objective_names + [n for n in dict.fromkeys(constraint_names) if n not in objective_names]
@@ -117,7 +117,7 @@ class BotorchStrategy:
             raise ValueError(f"n must be >= 0, got {n}")
         if n == 0:
             return []
-        self._asks += 1
+        self._step = len(self._observations) + len(pending)
         data = self._data()
         if data.X_success.shape[0] < 2 or len(self._observations) < self.options.initial_points:
             return [self._sobol_proposal(p, "initial") for p in self._sobol.ask(n, pending)]
@@ -185,7 +185,7 @@ class BotorchStrategy:
                 num_samples=self.options.saas_samples,
                 thinning=min(self.options.saas_thinning, self.options.saas_samples),
             )
-            return fit_saas_gp(X, y, known_noise(s, y, self.options.noise), options=opts, seed=self.seed + self._asks)
+            return fit_saas_gp(X, y, known_noise(s, y, self.options.noise), options=opts, seed=self.seed + self._step)
         fit_X, fit_y, fit_s = _fit_subset(X, y, s, self.options.fit_points)
         # always fitted from the priors, never from the previous fit: the same observations give the same model,
         # so a campaign rebuilt from its store proposes what the uninterrupted one would have
@@ -203,7 +203,7 @@ class BotorchStrategy:
         outputs = models + ([feas] if feas is not None else [])
         model: Model = outputs[0] if len(outputs) == 1 else ModelListGP(*outputs)  # type: ignore[arg-type]
         constraints = self._constraints(len(models) if feas is not None else None)
-        sampler = SobolQMCNormalSampler(torch.Size([self.options.mc_samples]), seed=self.seed * 7919 + self._asks)
+        sampler = SobolQMCNormalSampler(torch.Size([self.options.mc_samples]), seed=self.seed * 7919 + self._step)
         X_pending = self._pending_tensor(pending)
         acq: AcquisitionFunction
         objectives = self.goal.objectives
@@ -278,7 +278,7 @@ class BotorchStrategy:
         return self.columns.encode(inside) if inside else None
 
     def _optimize(self, acq: AcquisitionFunction, q: int) -> Tensor:
-        torch.manual_seed(self.seed * 104_729 + self._asks)
+        torch.manual_seed(self.seed * 104_729 + self._step)
         cols = self.columns
         common: dict[str, Any] = {
             "q": q,
