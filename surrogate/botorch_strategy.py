@@ -54,7 +54,7 @@ from surrogate.space import SearchSpace
 Transform = Callable[[Tensor], Tensor]
 
 
-def _score(o: Objective) -> Transform:
+def score_transform(o: Objective) -> Transform:
     """Measured value → larger is better, on posterior samples."""
     if o.direction == "maximize":
         return lambda z: z
@@ -64,7 +64,7 @@ def _score(o: Objective) -> Transform:
     return lambda z: -(z - target).abs()
 
 
-def _reference(o: Objective) -> float | None:
+def reference_score(o: Objective) -> float | None:
     """The objective's threshold in score space (targets: the largest acceptable distance)."""
     if o.threshold is None:
         return None
@@ -186,7 +186,7 @@ class BotorchStrategy:
                 thinning=min(self.options.saas_thinning, self.options.saas_samples),
             )
             return fit_saas_gp(X, y, known_noise(s, y, self.options.noise), options=opts, seed=self.seed + self._step)
-        fit_X, fit_y, fit_s = _fit_subset(X, y, s, self.options.fit_points)
+        fit_X, fit_y, fit_s = fit_subset(X, y, s, self.options.fit_points)
         # always fitted from the priors, never from the previous fit: the same observations give the same model,
         # so a campaign rebuilt from its store proposes what the uninterrupted one would have
         model = metric_model(fit_X, fit_y, fit_s, cat, self.options.noise)
@@ -208,7 +208,7 @@ class BotorchStrategy:
         acq: AcquisitionFunction
         objectives = self.goal.objectives
         if len(objectives) == 1:
-            score = _score(objectives[0])
+            score = score_transform(objectives[0])
 
             def single(Z: Tensor, X: Tensor | None = None) -> Tensor:
                 return score(Z[..., 0])
@@ -224,7 +224,7 @@ class BotorchStrategy:
             )
             info["acquisition"] = "qLogNEI"
         else:
-            scores = [_score(o) for o in objectives]
+            scores = [score_transform(o) for o in objectives]
             k = len(objectives)
 
             def multi(Z: Tensor, X: Tensor | None = None) -> Tensor:
@@ -258,7 +258,7 @@ class BotorchStrategy:
         return out
 
     def _ref_point(self, k: int) -> list[float]:
-        refs = [_reference(o) for o in self.goal.objectives]
+        refs = [reference_score(o) for o in self.goal.objectives]
         if all(r is not None for r in refs):
             return [float(r) for r in refs]  # type: ignore[arg-type]
         names = [o.name for o in self.goal.objectives]
@@ -269,7 +269,7 @@ class BotorchStrategy:
         ]
         columns = zip(*rows, strict=True)
         pairs = zip(self.goal.objectives, columns, strict=True)
-        Y = torch.stack([_score(o)(torch.tensor(col, dtype=torch.float64)) for o, col in pairs], dim=-1)
+        Y = torch.stack([score_transform(o)(torch.tensor(col, dtype=torch.float64)) for o, col in pairs], dim=-1)
         inferred = infer_reference_point(Y[is_non_dominated(Y)]).tolist()
         return [float(r) if r is not None else inferred[i] for i, r in enumerate(refs)]
 
@@ -405,7 +405,7 @@ def _has_fixed_noise(model: Model) -> bool:
     return isinstance(getattr(model, "likelihood", None), FixedNoiseGaussianLikelihood)
 
 
-def _fit_subset(X: Tensor, y: Tensor, s: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+def fit_subset(X: Tensor, y: Tensor, s: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """At most ``k`` points for the hyperparameter fit: the best quarter by value and an even spread of the rest
     (deterministic), so the length scales see both the optimum's neighbourhood and the whole space."""
     n = X.shape[0]
