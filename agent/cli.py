@@ -289,6 +289,95 @@ def campaigns_cmd(store: str) -> None:
         out.print(f"{c.name}\t{c.status}\t{c.stop_reason}", highlight=False)
 
 
+@app.command("bench")
+def bench_cmd(
+    sweep: Annotated[Path, typer.Argument(help="The sweep YAML: problems × strategies × seeds × budgets.")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="Folder for results and the report (made if missing).")],
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Local worker processes (default: all cores).")
+    ] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="Run on Ray: a cluster ADDRESS, or 'local'.")] = None,
+    no_resume: Annotated[
+        bool, typer.Option("--no-resume", help="Rerun every run, even those already in --out.")
+    ] = False,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Run nothing: write the report from the results already in --out.")
+    ] = False,
+) -> None:
+    """Benchmark strategies on a sweep of problems, then write plots and report.md (medians, intervals, winners)."""
+    import json
+    from typing import Any
+
+    import pandas as pd
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from agent.bench.report import write_report
+
+    title: str | None = None
+    try:
+        if report_only:
+            for name, read in (("results.parquet", pd.read_parquet), ("results.csv", pd.read_csv)):
+                if (output / name).is_file():
+                    df = read(output / name)
+                    break
+            else:
+                raise ConfigError(
+                    [f"{output}: no results.parquet or results.csv to report on; run without --report-only"]
+                )
+        else:
+            from agent.bench.spec import load_sweep
+            from agent.bench.sweep import run_sweep
+
+            spec = load_sweep(sweep)
+            title = f"Benchmark report: {spec.name}"
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task(f"sweep {spec.name}", total=None)
+
+                def progress(run: Any, status: str) -> None:
+                    bar.advance(task)
+                    if status != "done":
+                        err.print(f"[yellow]run failed[/] {run.describe()}: {status}", highlight=False)
+
+                df = run_sweep(spec, output, workers=workers, ray_address=ray, resume=not no_resume, progress=progress)
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: finished runs are kept in {output}; run the same command again to resume", highlight=False
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except ConfigError as exc:
+        raise _bad(exc) from None
+    except (MatloopError, ConnectionError, RuntimeError) as exc:  # e.g. no Ray cluster at --ray ADDRESS
+        err.print(f"[bold red]sweep failed:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    failed = df.attrs.get("failed") or {}
+    if df.empty:
+        err.print(f"[bold red]no run finished[/] ({len(failed)} failed); see {output / 'sweep.json'}", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    try:
+        path = write_report(df, output, title=title)
+    except ValueError as exc:
+        raise _bad(exc) from None
+    sections = json.loads((output / "report.json").read_text())["sections"]
+    table = Table(title="winner per problem")
+    for col in ("problem", "budget", "batch", "winner", "runner-up", "lead"):
+        table.add_column(col)
+    for s in sections:
+        lead = "n/a" if s["significant"] is None else ("significant" if s["significant"] else "not significant")
+        table.add_row(
+            s["problem"], str(s["budget"]), str(s["batch_size"]), s["winner"] or "—", s["runner_up"] or "—", lead
+        )
+    out.print(table)
+    out.print(f"{df['run_id'].nunique()} runs; report: {path}", highlight=False)
+    if failed:
+        err.print(
+            f"[bold red]{len(failed)} run(s) failed[/] and are left out of the report (see {output / 'sweep.json'}); "
+            "run the same command again to retry them",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_FAILED)
+
+
 def _mount_plugins() -> None:
     for ep in entry_points(group="matloop.commands"):
         try:
