@@ -30,6 +30,11 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 NoiseMode = Literal["auto", "known", "inferred"]
+#: L-BFGS iterations of one hyperparameter fit: enough to converge on smooth data; caps runaway fits (a categorical
+#: kernel on a handful of 0/1 labels took thousands of iterations and seconds per ask without it)
+MAX_FIT_ITERATIONS = 200
+#: noise variance of the failure labels (0/1): the classifier smooths rather than interpolates single failures
+LABEL_NOISE = 0.05
 #: smallest known noise variance, relative to the variance of the data (keeps the kernel matrix well posed)
 MIN_RELATIVE_NOISE = 1e-6
 
@@ -50,7 +55,7 @@ def fit_gp(model: SingleTaskGP, warm_state: dict[str, Tensor] | None = None) -> 
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizationWarning)  # a fit stopped at maxiter still improves on priors
-        fit_gpytorch_mll(mll)
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": MAX_FIT_ITERATIONS}})
     model.eval()
     return model
 
@@ -81,8 +86,8 @@ def metric_model(
 
 
 def feasibility_model(X: Tensor, failed: Tensor, cat_dims: Sequence[int]) -> SingleTaskGP:
-    """Least-squares GP classifier of failure: ``failed`` ``n x 1`` in {0, 1}."""
-    return fit_gp(make_gp(X, failed.double(), None, cat_dims))
+    """Least-squares GP classifier of failure: ``failed`` ``n x 1`` in {0, 1}, with a fixed label noise."""
+    return fit_gp(make_gp(X, failed.double(), torch.full_like(failed.double(), LABEL_NOISE), cat_dims))
 
 
 def cost_model(X: Tensor, duration_s: Tensor, cat_dims: Sequence[int]) -> SingleTaskGP:

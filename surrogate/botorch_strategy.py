@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
@@ -127,13 +128,23 @@ class BotorchStrategy:
     def _data(self) -> _Data:
         enc = self.columns.encode
         ok = [o for o in self._observations if not o.failed]
+        failed_obs = [o for o in self._observations if o.failed]
+        objectives = {o.name: o for o in self.goal.objectives}
         X, y, s = [], [], []
         for m in self._metrics:
             rows = [o for o in ok if m in o.values and math.isfinite(o.values[m][0])]
-            X.append(enc([o.conditions for o in rows]))
-            y.append(torch.tensor([[o.values[m][0]] for o in rows], dtype=torch.float64).reshape(-1, 1))
-            s.append(torch.tensor([[abs(o.values[m][1])] for o in rows], dtype=torch.float64).reshape(-1, 1))
-        objectives = [o.name for o in self.goal.objectives]
+            conditions = [o.conditions for o in rows]
+            values = [o.values[m][0] for o in rows]
+            sigmas = [abs(o.values[m][1]) for o in rows]
+            if m in objectives and self.options.impute_failures and failed_obs and values:
+                worst = min(values, key=lambda v: float(score_transform(objectives[m])(torch.tensor(v))))
+                sigma = float(np.median(sigmas))
+                conditions += [o.conditions for o in failed_obs]
+                values += [worst] * len(failed_obs)
+                sigmas += [sigma] * len(failed_obs)
+            X.append(enc(conditions))
+            y.append(torch.tensor(values, dtype=torch.float64).reshape(-1, 1))
+            s.append(torch.tensor(sigmas, dtype=torch.float64).reshape(-1, 1))
         success = [o for o in ok if all(m in o.values and math.isfinite(o.values[m][0]) for m in objectives)]
         failed = torch.tensor([[1.0 if o.failed else 0.0] for o in self._observations], dtype=torch.float64)
         return _Data(

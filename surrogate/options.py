@@ -44,15 +44,17 @@ class AxOptions(StrategyOptions):
 
 class BotorchOptions(StrategyOptions):
     """Direct BoTorch: a GP per metric, qLogNoisyExpectedImprovement for one objective and
-    qLogNoisyExpectedHypervolumeImprovement for several, outcome constraints and learned feasibility as
-    smoothed constraints, pending points as ``X_pending``.
+    qLogNoisyExpectedHypervolumeImprovement for several, outcome constraints and learned feasibility as smoothed
+    constraints, pending points as ``X_pending``.
 
     ``initial_points``: scrambled Sobol points before the first model (at least two successes are needed to fit).
-    ``model``: ``gp`` (maximum-likelihood hyperparameters) or ``saas`` (fully Bayesian, sparse axis-aligned
-    subspace priors sampled with Pyro NUTS: for many inputs and few points; slower). ``noise``: ``known`` uses each
+    ``model``: ``gp`` (maximum-likelihood hyperparameters) or ``saas`` (fully Bayesian, sparse axis-aligned subspace
+    priors sampled with Pyro NUTS: for many inputs and few points; slower). ``noise``: ``known`` uses each
     measurement's σ as its noise (heteroscedastic), ``inferred`` learns one level, ``auto`` is ``known`` when every
-    point has a positive σ. ``feasibility``: learn where experiments fail and steer away. ``cost_aware``: divide the
-    acquisition by the predicted duration raised to ``cost_exponent`` (needs instrument durations).
+    point has a positive σ. ``feasibility``: learn where experiments fail and steer away. ``impute_failures``: a
+    failed experiment also enters each objective's model at the worst value observed so far, so that the model itself
+    stops promising improvement where samples fail (the classifier alone only down-weights it). ``cost_aware``:
+    divide the acquisition by the predicted duration raised to ``cost_exponent`` (needs instrument durations).
     ``num_restarts``/``raw_samples``: acquisition optimizer starts; ``mc_samples``: quasi-MC samples of the
     posterior. ``fit_points``: hyperparameters are fitted on at most this many points (the best and a spread of the
     rest) and the model then conditions on all of them, which keeps proposals fast at thousands of points."""
@@ -61,6 +63,7 @@ class BotorchOptions(StrategyOptions):
     model: Literal["gp", "saas"] = "gp"
     noise: Literal["auto", "known", "inferred"] = "auto"
     feasibility: bool = True
+    impute_failures: bool = True
     cost_aware: bool = False
     cost_exponent: float = Field(default=1.0, gt=0.0, le=2.0)
     num_restarts: int = Field(default=8, ge=1, le=256)
