@@ -80,9 +80,33 @@ def metric_model(
     cat_dims: Sequence[int],
     noise: NoiseMode,
     warm_state: dict[str, Tensor] | None = None,
+    fit_points: int | None = None,
 ) -> SingleTaskGP:
-    """A fitted GP of one metric: ``X`` ``n x d``, ``y`` and ``sigmas`` ``n x 1``."""
-    return fit_gp(make_gp(X, y, known_noise(sigmas, y, noise), cat_dims), warm_state)
+    """A fitted GP of one metric: ``X`` ``n x d``, ``y`` and ``sigmas`` ``n x 1``. With ``fit_points`` below n the
+    hyperparameters are fitted on that many points (`fit_subset`) and the returned GP conditions on all n."""
+    fit_X, fit_y, fit_s = (X, y, sigmas) if fit_points is None else fit_subset(X, y, sigmas, fit_points)
+    model = fit_gp(make_gp(fit_X, fit_y, known_noise(fit_s, fit_y, noise), cat_dims), warm_state)
+    if fit_X.shape[0] == X.shape[0]:
+        return model
+    hyper = {k: v for k, v in model.state_dict().items() if "raw_" in k}
+    full = make_gp(X, y, known_noise(sigmas, y, noise), cat_dims)
+    full.load_state_dict(hyper, strict=False)
+    full.eval()
+    return full
+
+
+def fit_subset(X: Tensor, y: Tensor, s: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """At most ``k`` points for the hyperparameter fit: the best quarter by value and an even spread of the rest
+    (deterministic), so the length scales see both the optimum's neighbourhood and the whole space."""
+    n = X.shape[0]
+    if n <= k:
+        return X, y, s
+    order = torch.argsort(y.reshape(-1), descending=True)
+    top = order[: k // 4]
+    rest = order[k // 4 :]
+    spread = rest[torch.linspace(0, rest.numel() - 1, k - top.numel()).round().long()]
+    idx = torch.cat([top, spread])
+    return X[idx], y[idx], s[idx]
 
 
 def feasibility_model(X: Tensor, failed: Tensor, cat_dims: Sequence[int]) -> SingleTaskGP:

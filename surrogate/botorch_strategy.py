@@ -42,7 +42,6 @@ from surrogate.botorch_models import (
     feasible_probability,
     known_noise,
     lengthscales,
-    make_gp,
     metric_model,
 )
 from surrogate.botorch_space import BotorchSpace
@@ -197,17 +196,9 @@ class BotorchStrategy:
                 thinning=min(self.options.saas_thinning, self.options.saas_samples),
             )
             return fit_saas_gp(X, y, known_noise(s, y, self.options.noise), options=opts, seed=self.seed + self._step)
-        fit_X, fit_y, fit_s = fit_subset(X, y, s, self.options.fit_points)
         # always fitted from the priors, never from the previous fit: the same observations give the same model,
         # so a campaign rebuilt from its store proposes what the uninterrupted one would have
-        model = metric_model(fit_X, fit_y, fit_s, cat, self.options.noise)
-        if fit_X.shape[0] == X.shape[0]:
-            return model
-        hyper = {k: v for k, v in model.state_dict().items() if "raw_" in k}
-        full = make_gp(X, y, known_noise(s, y, self.options.noise), cat)
-        full.load_state_dict(hyper, strict=False)
-        full.eval()
-        return full
+        return metric_model(X, y, s, cat, self.options.noise, fit_points=self.options.fit_points)
 
     def _bayes(self, n: int, pending: list[Conditions], data: _Data) -> list[Proposal]:
         models, feas, cost, info = self._fit(data)
@@ -414,17 +405,3 @@ def _has_fixed_noise(model: Model) -> bool:
     from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
 
     return isinstance(getattr(model, "likelihood", None), FixedNoiseGaussianLikelihood)
-
-
-def fit_subset(X: Tensor, y: Tensor, s: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """At most ``k`` points for the hyperparameter fit: the best quarter by value and an even spread of the rest
-    (deterministic), so the length scales see both the optimum's neighbourhood and the whole space."""
-    n = X.shape[0]
-    if n <= k:
-        return X, y, s
-    order = torch.argsort(y.reshape(-1), descending=True)
-    top = order[: k // 4]
-    rest = order[k // 4 :]
-    spread = rest[torch.linspace(0, rest.numel() - 1, k - top.numel()).round().long()]
-    idx = torch.cat([top, spread])
-    return X[idx], y[idx], s[idx]

@@ -335,18 +335,9 @@ class PoolBotorchStrategy(PoolBase):
         return models, feas
 
     def _metric_model(self, X: Tensor, y: Tensor, s: Tensor, cat: list[int]) -> Any:
-        from surrogate.botorch_models import known_noise, make_gp, metric_model
-        from surrogate.botorch_strategy import fit_subset
+        from surrogate.botorch_models import metric_model
 
-        fit_X, fit_y, fit_s = fit_subset(X, y, s, self.options.fit_points)
-        model = metric_model(fit_X, fit_y, fit_s, cat, self.options.noise)
-        if fit_X.shape[0] == X.shape[0]:
-            return model
-        hyper = {k: v for k, v in model.state_dict().items() if "raw_" in k}
-        full = make_gp(X, y, known_noise(s, y, self.options.noise), cat)
-        full.load_state_dict(hyper, strict=False)
-        full.eval()
-        return full
+        return metric_model(X, y, s, cat, self.options.noise, fit_points=self.options.fit_points)
 
     # --- acquisition --------------------------------------------------------------------------------------------
     def _bayes(

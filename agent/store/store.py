@@ -178,18 +178,7 @@ class Store:
                 body["reason"] = reason
             if failure_code:
                 body["code"] = failure_code
-            s.add(
-                Event(
-                    campaign_id=exp.campaign_id,
-                    experiment_id=exp.id,
-                    kind="transition",
-                    from_state=old,
-                    to_state=new_state,
-                    actor=actor,
-                    lab_time_s=lab_time_s,
-                    payload=body,
-                )
-            )
+            s.add(_transition_event(exp, old, new_state, actor, lab_time_s, body))
             s.commit()
             return exp
 
@@ -407,18 +396,7 @@ class Store:
                 )
             body["measurements"] = {v.name: [v.value, v.sigma, v.unit] for v in values}
         s.add(exp)
-        s.add(
-            Event(
-                campaign_id=exp.campaign_id,
-                experiment_id=exp.id,
-                kind="transition",
-                from_state=old,
-                to_state=new,
-                actor=who,
-                lab_time_s=lab_time_s,
-                payload=body,
-            )
-        )
+        s.add(_transition_event(exp, old, new, who, lab_time_s, body))
 
     def bump_attempt(self, experiment_id: int, *, reason: str, code: str, lab_time_s: float) -> int:
         """Counts a retry after a transient fault; the event is written before the retry is sent."""
@@ -542,3 +520,19 @@ class Store:
 
     def _where(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
+
+
+def _transition_event(
+    exp: Experiment, old: str, new: str, actor: str, lab_time_s: float, payload: dict[str, Any]
+) -> Event:
+    """The append-only record of one lifecycle transition of ``exp``, by ``actor``."""
+    return Event(
+        campaign_id=exp.campaign_id,
+        experiment_id=exp.id,
+        kind="transition",
+        from_state=old,
+        to_state=new,
+        actor=actor,
+        lab_time_s=lab_time_s,
+        payload=payload,
+    )
