@@ -11,6 +11,7 @@ import hashlib
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,15 +170,25 @@ def parse_spec(text: str, filename: str = "<campaign>") -> CampaignSpec:
     try:
         return CampaignSpec.model_validate(src.data)
     except ValidationError as exc:
-        errors = exc.errors()
-        locs = [_yaml_loc(tuple(e["loc"]), src) for e in errors]
-        # a list whose items failed is also reported "too short": keep only the item errors
-        kept = [
-            (e, loc)
-            for e, loc in zip(errors, locs, strict=True)
-            if not (e["type"] == "too_short" and any(o != loc and o[: len(loc)] == loc for o in locs))
-        ]
-        raise ConfigError([_describe(e, loc, src) for e, loc in kept]) from None
+        raise ConfigError(located_errors(exc, src, _yaml_loc, _describe)) from None
+
+
+Locate = Callable[[tuple[int | str, ...], YamlSource], tuple[int | str, ...]]
+Describe = Callable[[Any, tuple[int | str, ...], YamlSource], str]
+
+
+def located_errors(exc: ValidationError, src: YamlSource, locate: Locate, describe: Describe) -> list[str]:
+    """pydantic's errors as messages that name the file, line and field (``locate`` maps pydantic's location to
+    YAML keys, ``describe`` words one error)."""
+    errors = exc.errors()
+    locs = [locate(tuple(e["loc"]), src) for e in errors]
+    # a list whose items failed is also reported "too short": keep only the item errors
+    kept = [
+        (e, loc)
+        for e, loc in zip(errors, locs, strict=True)
+        if not (e["type"] == "too_short" and any(o != loc and o[: len(loc)] == loc for o in locs))
+    ]
+    return [describe(e, loc, src) for e, loc in kept]
 
 
 _PATH_PREFIX = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*)[: ]")

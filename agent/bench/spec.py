@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.errors import ConfigError
-from agent.spec import _has, _refine, _step
+from agent.spec import _has, _refine, _step, located_errors
 from agent.yamlsrc import YamlSource, YamlSyntaxError, load_yaml
 from surrogate.space import NAME_PATTERN, SearchSpace
 
@@ -279,15 +279,7 @@ def parse_sweep(text: str, filename: str = "<sweep>", base_dir: Path | None = No
     try:
         spec = SweepSpec.model_validate(src.data)
     except ValidationError as exc:
-        errors = exc.errors()
-        locs = [_yaml_loc(tuple(e["loc"]), src) for e in errors]
-        # a list whose items failed is also reported "too short": keep only the item errors
-        kept = [
-            (e, loc)
-            for e, loc in zip(errors, locs, strict=True)
-            if not (e["type"] == "too_short" and any(o != loc and o[: len(loc)] == loc for o in locs))
-        ]
-        raise ConfigError([_describe(e, loc, src) for e, loc in kept]) from None
+        raise ConfigError(located_errors(exc, src, _yaml_loc, _describe)) from None
     return resolve_paths(spec, base_dir or Path.cwd(), src)
 
 
