@@ -30,7 +30,8 @@ def test_quickstart_with_images_end_to_end(tmp_path: Path) -> None:
         assert run.experiment.tolist() == [1, 2, 3] and run.initial.tolist() == [True, False, False]
         assert run.lab_time_h.is_monotonic_increasing and (run.lab_time_h > 0).all()  # virtual lab hours
         ok = run[~run.failed]
-        assert ok.value.notna().all() and (ok.score == ok.value).all()  # maximized
+        # maximized; a sample outside the grain-size constraint keeps its value but scores NaN (it cannot be best)
+        assert ok.value.notna().all() and (ok.score.isna() | (ok.score == ok.value)).all()
         assert run[run.failed].value.isna().all()
         assert set(json.loads(run.conditions.iloc[0])) == {
             "anneal_temperature",
