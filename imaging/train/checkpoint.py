@@ -52,10 +52,7 @@ class Checkpoint:
 
     @property
     def normalization(self) -> PercentileStretch:
-        try:
-            return PercentileStretch.model_validate(self.metadata["normalization"])
-        except ValidationError as exc:
-            raise CheckpointError(f"{self.path}: metadata.normalization is not valid: {exc}") from exc
+        return stored_normalization(self.path, self.metadata)
 
 
 def git_revision() -> str:
@@ -160,3 +157,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[UN
     model = ckpt.model_config.build()
     load_state(model, ckpt)
     return model.to(device).eval(), ckpt
+
+
+def stored_normalization(path: Path, metadata: dict[str, Any]) -> PercentileStretch:
+    """The intensity normalization a checkpoint was trained with; an invalid one is an error naming the file."""
+    try:
+        return PercentileStretch.model_validate(metadata["normalization"])
+    except ValidationError as exc:
+        raise CheckpointError(f"{path}: metadata.normalization is not valid: {exc}") from exc

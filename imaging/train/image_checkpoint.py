@@ -25,7 +25,7 @@ from torch import nn
 from imaging.models.classifier import ClassifierConfig, CNNClassifier
 from imaging.models.regressor import RegressorConfig, RegressorEnsemble
 from imaging.normalize import PercentileStretch
-from imaging.train.checkpoint import CheckpointError, git_revision, write_atomically
+from imaging.train.checkpoint import CheckpointError, git_revision, stored_normalization, write_atomically
 
 FORMAT = "matloop.image_model"
 FORMAT_VERSION = 1
@@ -60,10 +60,7 @@ class ImageCheckpoint:
 
     @property
     def normalization(self) -> PercentileStretch:
-        try:
-            return PercentileStretch.model_validate(self.metadata["normalization"])
-        except ValidationError as exc:
-            raise CheckpointError(f"{self.path}: metadata.normalization is not valid: {exc}") from exc
+        return stored_normalization(self.path, self.metadata)
 
 
 def _missing(metadata: dict[str, Any]) -> list[str]:
