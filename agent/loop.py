@@ -25,6 +25,7 @@ from agent.spec import CampaignSpec
 from agent.store import Campaign, Experiment, ImageFile, MeasuredValue, Store
 from agent.warmstart import WarmStartData
 from imaging.base import ImageInput, ImagingError, ObjectReporter, OverlayRenderer
+from imaging.io import load_image
 from instruments.base import (
     InstrumentError,
     Micrograph,
@@ -391,7 +392,9 @@ class Agent:
             if state == S.SYNTHESIZED and self.lab.imager is not None:
                 imager = self.lab.imager
                 micrographs = await self._with_retries(exp, "imaging", lambda: imager.acquire(sample))  # type: ignore[arg-type]
-                images = [ImageFile(m.path, m.pixel_size_um, dict(m.metadata), _jsonable(m.truth)) for m in micrographs]
+                images = [
+                    ImageFile(m.path, _pixel_size(m), dict(m.metadata), _jsonable(m.truth)) for m in micrographs
+                ]
                 exp = self.store.record_micrographs(eid, images, lab_time_s=self.lab_time())
                 state = S.IMAGED
             if state in (S.SYNTHESIZED, S.IMAGED):
@@ -536,6 +539,18 @@ class Agent:
 def _id(exp: Experiment) -> int:
     assert exp.id is not None
     return exp.id
+
+
+def _pixel_size(m: Micrograph) -> float:
+    """The micrograph's pixel size: the instrument's, else the file's own metadata (a permanent fault if neither)."""
+    if m.pixel_size_um is not None:
+        return m.pixel_size_um
+    try:
+        loaded = load_image(m.path)
+    except ImagingError as exc:
+        raise PermanentFault(f"micrograph {m.path}: {exc}", code="bad_micrograph") from exc
+    assert not isinstance(loaded, list)
+    return loaded.pixel_size_um
 
 
 def _jsonable(obj: Any) -> Any:

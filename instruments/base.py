@@ -63,10 +63,14 @@ class Sample:
 
 @dataclass(frozen=True)
 class Micrograph:
-    """One acquired image: a file on disk plus its pixel size (micrometres per pixel) and metadata."""
+    """One acquired image: a file on disk plus its pixel size (micrometres per pixel) and metadata.
+
+    ``pixel_size_um`` is ``None`` when the instrument leaves it to the file's own metadata (TIFF resolution tags,
+    FEI/Zeiss SEM headers); the agent then reads it from the file before recording, and fails the experiment with
+    the file named if the file does not carry one."""
 
     path: Path
-    pixel_size_um: float
+    pixel_size_um: float | None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     truth: Mapping[str, Any] | None = None
 
@@ -120,3 +124,29 @@ class Characterizer(Protocol):
     """Measures properties of a sample directly (tensile test, indentation, laser flash...)."""
 
     async def measure(self, sample: Sample) -> list[Measurement]: ...
+
+
+@dataclass(frozen=True)
+class Health:
+    """An instrument's answer to a first-contact check: reachable and ready (``ok``), its ``state`` in its own
+    words (idle, busy, homing, ...), and details for the operator (firmware, queue length, ...)."""
+
+    ok: bool
+    state: str
+    detail: str = ""
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Pingable(Protocol):
+    """An instrument that can be contacted without making or measuring anything."""
+
+    async def ping(self) -> Health: ...
+
+
+@runtime_checkable
+class WireDescriber(Protocol):
+    """An instrument that can say what it would send for a request, without sending it (``--dry-run``).
+    Secrets (tokens) must be redacted in what it returns."""
+
+    def wire_request(self, request: SynthesisRequest) -> Mapping[str, Any]: ...
