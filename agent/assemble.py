@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.lab import Lab
+from agent.safety import check_space_fits
 from agent.spec import CampaignSpec
 from imaging.registry import make_analyzer
 from instruments.registry import InstrumentContext, instrument_class, load_instrument
@@ -17,7 +18,7 @@ def build_lab(spec: CampaignSpec, workdir: Path) -> Lab:
     ctx = InstrumentContext(seed=spec.seed, workdir=workdir, campaign=spec.name)
     workdir.mkdir(parents=True, exist_ok=True)
     inst = spec.instruments
-    return Lab(
+    lab = Lab(
         synthesizer=load_instrument(inst.synthesizer.type, "synthesizer", inst.synthesizer.options, ctx),
         imager=load_instrument(inst.imager.type, "imager", inst.imager.options, ctx) if inst.imager else None,
         characterizer=(
@@ -28,6 +29,8 @@ def build_lab(spec: CampaignSpec, workdir: Path) -> Lab:
         analyzer=make_analyzer(spec.imaging.pipeline, spec.imaging.options) if spec.imaging else None,
         overlays=spec.imaging.overlays if spec.imaging else False,
     )
+    check_space_fits(spec.space, lab, spec.name)
+    return lab
 
 
 def lab_is_simulated(spec: CampaignSpec) -> bool:

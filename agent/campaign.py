@@ -18,6 +18,7 @@ from agent.checks import check_spec
 from agent.errors import ConfigError, StoreError
 from agent.explain import Explanation, explain
 from agent.human import Approver, coerce_conditions, edit_problems
+from agent.lab import Lab
 from agent.lifecycle import ExperimentState
 from agent.loop import Agent, Observer, RunResult
 from agent.results import Scored, best, score
@@ -124,10 +125,11 @@ class Campaign:
                 f"use `matloop resume` to continue it, or give the campaign another name"
             )
         load_warm_start(self.spec, self.store, self._base_dir())  # a bad warm start fails before anything is recorded
+        lab = build_lab(self.spec, self.location.workdir)  # and so does a space past the instruments' hard limits
         self.store.create_campaign(
             self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
         )
-        return self._drive(observer, virtual_time, approver)
+        return self._drive(observer, virtual_time, approver, lab)
 
     def resume(
         self,
@@ -155,7 +157,9 @@ class Campaign:
     def _base_dir(self) -> Path:
         return Path(self.source).parent
 
-    def _agent(self, observer: Observer | None, *, resume: bool, approver: Approver | None = None) -> Agent:
+    def _agent(
+        self, observer: Observer | None, *, resume: bool, approver: Approver | None = None, lab: Lab | None = None
+    ) -> Agent:
         row = self.row
         if row is None:
             if resume:
@@ -164,7 +168,7 @@ class Campaign:
                 self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
             )
         prior = load_warm_start(self.spec, self.store, self._base_dir())
-        lab = build_lab(self.spec, self.location.workdir)
+        lab = lab or build_lab(self.spec, self.location.workdir)
         return Agent(
             self.spec,
             self.store,
@@ -176,9 +180,11 @@ class Campaign:
             prior=prior,
         )
 
-    def _drive(self, observer: Observer | None, virtual_time: bool | None, approver: Approver | None) -> RunResult:
+    def _drive(
+        self, observer: Observer | None, virtual_time: bool | None, approver: Approver | None, lab: Lab | None = None
+    ) -> RunResult:
         virtual = lab_is_simulated(self.spec) if virtual_time is None else virtual_time
-        agent = self._agent(observer, resume=True, approver=approver)
+        agent = self._agent(observer, resume=True, approver=approver, lab=lab)
         factory = VirtualTimeLoop if virtual else None
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(agent.run())

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from agent.campaign import Campaign, validate
+from agent.driver_cli import app as driver_app
 from agent.errors import ConfigError, MatloopError, StoreError
 from agent.store.store import Store
 
@@ -103,13 +104,35 @@ def run_cmd(
     ] = None,
     approve: ApproveOpt = False,
     who: WhoOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what the next batch would send; send and record nothing."),
+    ] = False,
 ) -> None:
     """Run a campaign from its YAML file until a stop rule fires."""
     try:
         campaign = Campaign.from_yaml(file, name=as_name)
+        if dry_run:
+            _dry_run(campaign)
+            return
     except MatloopError as exc:
         raise _bad(exc) from None
     _run(campaign, resume=False, quiet=quiet, approve=approve, who=who)
+
+
+def _dry_run(campaign: Campaign) -> None:
+    import json
+
+    from agent.dryrun import dry_run
+
+    requests = dry_run(campaign)
+    out.print(f"dry run of {campaign.spec.name!r}: nothing sent, nothing recorded", highlight=False)
+    for i, r in enumerate(requests, 1):
+        verdict = "[bold red]REFUSED[/]: " + "; ".join(r.refused) if r.refused else "[green]would send[/]"
+        out.print(f"{i}. {verdict} ({r.generator})", highlight=False)
+        out.print(json.dumps(r.wire, indent=2, default=str), highlight=False, markup=False)
+    if any(r.refused for r in requests):
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("resume")
@@ -376,6 +399,9 @@ def bench_cmd(
             highlight=False,
         )
         raise typer.Exit(EXIT_FAILED)
+
+
+app.add_typer(driver_app, name="driver")
 
 
 def _mount_plugins() -> None:

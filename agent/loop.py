@@ -21,6 +21,7 @@ from agent.human import Approver, InvalidEdit, ProposalInfo, edit_problems
 from agent.lab import Lab
 from agent.lifecycle import TERMINAL, ExperimentState
 from agent.results import Scored, best, score, stale_for, target_reached
+from agent.safety import request_problems
 from agent.spec import CampaignSpec
 from agent.store import Campaign, Experiment, ImageFile, MeasuredValue, Store
 from agent.warmstart import WarmStartData
@@ -34,6 +35,7 @@ from instruments.base import (
     Sample,
     SynthesisRequest,
 )
+from instruments.safety import LimitViolation
 from surrogate.base import Observation, Strategy
 
 S = ExperimentState
@@ -272,7 +274,7 @@ class Agent:
             return exp
         if d.kind == "edit":
             assert d.conditions is not None
-            problems = edit_problems(self.spec.space, d.conditions)
+            problems = edit_problems(self.spec.space, d.conditions) or request_problems(self.lab, d.conditions)
             if problems:
                 raise InvalidEdit(
                     f"experiment {exp.index}: the edit by {d.who} lies outside the space: {'; '.join(problems)}"
@@ -371,6 +373,9 @@ class Agent:
         try:
             sample: Sample | None = None
             if state == S.PROPOSED:
+                unsafe = request_problems(self.lab, exp.conditions)
+                if unsafe:  # never sent: the driver's hard limits are absolute
+                    raise LimitViolation("the agent refused to send it: " + "; ".join(unsafe))
                 exp = self.store.transition(eid, S.SUBMITTED, lab_time_s=self.lab_time(), payload={"key": exp.key})
                 state = S.SUBMITTED
                 sample = await self._synthesize(exp, reconcile=False)

@@ -49,6 +49,9 @@ class Journal:
     def get(self, key: str) -> Entry | None:
         return self._entries.get(key)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def lines(self, key: str | None = None) -> list[dict[str, Any]]:
         """The raw records on disk (all, or those of ``key``)."""
         if not self.path.exists():

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from instruments.base import (
+    Health,
     PermanentFault,
     RequestState,
     RequestStatus,
@@ -24,6 +25,7 @@ from instruments.base import (
     TransientFault,
 )
 from instruments.registry import InstrumentContext
+from instruments.safety import HardLimit, HardLimits
 from instruments.sim.faults import FaultModel
 from instruments.sim.journal import DONE, FAILED, RECEIVED, Entry, Journal
 from instruments.sim.seeding import rng_for, short_hash
@@ -39,6 +41,9 @@ class FurnaceOptions(BaseModel):
     system: str = Field(default="two_phase_alloy", description=f"material system: one of {', '.join(SYSTEMS)}")
     faults: FaultModel = FaultModel()
     handling_time_h: float = Field(default=0.25, ge=0, description="loading, unloading and labelling per sample")
+    hard_limits: HardLimits | None = Field(
+        default=None, description="the furnace's hard limits; default: the material system's input ranges"
+    )
 
     @field_validator("system")
     @classmethod
@@ -78,9 +83,22 @@ class SimFurnace:
         cls.validate_options(options)
         return {}
 
+    def hard_limits(self) -> HardLimits:
+        """What this furnace must never be asked: the option if given, else the system's input ranges."""
+        if self.options.hard_limits is not None:
+            return self.options.hard_limits
+        limits = {
+            s.name: (
+                HardLimit(choices=tuple(s.choices)) if s.categorical else HardLimit(low=s.low, high=s.high, unit=s.unit)
+            )
+            for s in self.system.inputs
+        }
+        return HardLimits(limits=limits)
+
     # --- Synthesizer protocol ----------------------------------------------------------------------
     async def synthesize(self, request: SynthesisRequest) -> Sample:
         key = request.key
+        self.hard_limits().enforce(request.conditions, who="sim-furnace")
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running)
@@ -107,6 +125,14 @@ class SimFurnace:
         if chance.random() < self.options.faults.timeout_probability:
             raise TransientFault("no reply from the furnace within the timeout", code="timeout")
         return sample
+
+    async def ping(self) -> Health:
+        """Reachable always; not ready while down for maintenance."""
+        window = self.options.faults.down_at(self._now() / 3600.0)
+        info = {"system": self.system.name, "running": len(self._inflight), "journaled": len(self.journal)}
+        if window is not None:
+            return Health(False, "maintenance", f"down from {window[0]:g} h to {window[1]:g} h of lab time", info)
+        return Health(True, "busy" if self._inflight else "idle", "", info)
 
     async def status(self, key: str) -> RequestStatus:
         if key in self._inflight:

@@ -163,19 +163,23 @@ def test_torn_journal_line_is_ignored(ctx: InstrumentContext) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "fragment"),
+    ("change", "code", "fragment"),
     [
-        ({"anneal_temperature": 1500.0}, "anneal_temperature=1500 degC is outside [600, 1100]"),
-        ({"atmosphere": "nitrogen"}, "not one of ['argon', 'vacuum', 'air']"),
-        ({"pressure": 3.0}, "unknown input 'pressure'"),
-        ({"anneal_time": "long"}, "is not a number"),
+        ({"anneal_temperature": 1500.0}, "outside_hard_limits", "anneal_temperature=1500 degC is outside the hard"),
+        ({"atmosphere": "nitrogen"}, "outside_hard_limits", "not one of ['argon', 'vacuum', 'air']"),
+        ({"pressure": 3.0}, "invalid_conditions", "unknown input 'pressure'"),
+        ({"anneal_time": "long"}, "outside_hard_limits", "is not a number"),
     ],
 )
-def test_invalid_conditions(ctx: InstrumentContext, change: dict[str, Any], fragment: str) -> None:
+def test_invalid_conditions(ctx: InstrumentContext, change: dict[str, Any], code: str, fragment: str) -> None:
+    """Conditions outside the furnace's hard limits are refused before anything is journaled; other invalid
+    requests are journaled as failed."""
+    f = furnace(ctx)
     with pytest.raises(PermanentFault) as err:
-        vrun(furnace(ctx).synthesize(SynthesisRequest("bad", {**SAFE, **change})))
-    assert err.value.code == "invalid_conditions"
+        vrun(f.synthesize(SynthesisRequest("bad", {**SAFE, **change})))
+    assert err.value.code == code
     assert fragment in err.value.reason
+    assert (f.journal.get("bad") is None) == (code == "outside_hard_limits")
     missing = {k: v for k, v in SAFE.items() if k != "cooling_rate"}
     with pytest.raises(PermanentFault, match="missing input 'cooling_rate'"):
         vrun(furnace(ctx).synthesize(SynthesisRequest("bad2", missing)))
