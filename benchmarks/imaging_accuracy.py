@@ -12,7 +12,7 @@ unusable (no structure above noise) are left out for both methods and counted. P
 prints the README table instead.
 
 ``python benchmarks/imaging_accuracy.py [--checkpoint PATH] [--n 16] [--size 256] [--system two_phase_alloy]
-[--presets default strong clean]``
+[--presets default strong clean] [--cpu-bf16]``
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from scipy import ndimage as ndi
 
 from imaging.base import ImageInput, ImagingError
 from imaging.classical import Segmentation
+from imaging.infer import cpu_bf16_native
 from imaging.io import read_input
 from imaging.neural import NeuralPipeline, pretrained_checkpoint
 from imaging.pipeline import ClassicalPipeline
@@ -136,16 +137,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS), help="held-out sets")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--cpu-bf16", action="store_true", help="U-Net in bf16 on CPUs that compute it natively")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = args.checkpoint or pretrained_checkpoint(args.system)
-    neural, classical = NeuralPipeline(checkpoint=ckpt, device="cpu"), ClassicalPipeline()
+    neural = NeuralPipeline(checkpoint=ckpt, device="cpu", cpu_bf16=args.cpu_bf16)
+    classical = ClassicalPipeline()
     result: dict[str, Any] = {
         "system": args.system,
         "checkpoint": str(ckpt),
         "n_per_set": args.n,
         "size_px": args.size,
         "seed": HELD_OUT_SEED,
+        "cpu_bf16": args.cpu_bf16 and cpu_bf16_native(),
         "sets": {},
     }
     with tempfile.TemporaryDirectory(prefix="matloop-accuracy-") as tmp:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from imaging.infer import inference_copy, predict_tiled_batch
+from imaging.infer import cpu_bf16_native, inference_copy, predict_tiled_batch
 
 N_CLASSES = 5
 CPU_BATCH_SIZES = (1, 8)  # on the CPU inference is memory-bound: small batches are faster
@@ -92,7 +92,9 @@ def timed(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(runs)
 
 
-def cpu_case(model: nn.Module, size: int, n_images: int, repeats: int, tile: int = 256) -> dict[str, Any]:
+def cpu_case(
+    model: nn.Module, size: int, n_images: int, repeats: int, tile: int = 256, cpu_bf16: bool = False
+) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     images = [rng.random((size, size), dtype=np.float32) for _ in range(n_images)]
     mpix = n_images * size * size / 1e6
@@ -108,7 +110,7 @@ def cpu_case(model: nn.Module, size: int, n_images: int, repeats: int, tile: int
     for batch_size in CPU_BATCH_SIZES:
         t = timed(
             lambda bs=batch_size: predict_tiled_batch(  # type: ignore[misc]
-                model, images, tile=tile, overlap=32, batch_size=bs, device="cpu"
+                model, images, tile=tile, overlap=32, batch_size=bs, device="cpu", cpu_bf16=cpu_bf16
             ),
             repeats,
         )
@@ -170,6 +172,13 @@ def main() -> None:
             cpu_case(model, 2048, 1, args.repeats),
         ],
     }
+    if cpu_bf16_native():  # the tiled path in bf16 against the same float32 naive loop
+        out["cpu_bf16"] = [
+            cpu_case(model, 512, 8, args.repeats, cpu_bf16=True),
+            cpu_case(model, 2048, 1, args.repeats, cpu_bf16=True),
+        ]
+    else:
+        out["cpu_bf16"] = "this CPU has no native bf16 (AVX512-BF16/AMX): not measured"
     if torch.cuda.is_available() and not args.no_gpu:
         out["gpu"] = torch.cuda.get_device_name()
         out["gpu_bf16"] = [
