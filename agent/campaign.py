@@ -22,6 +22,7 @@ from agent.lab import Lab
 from agent.lifecycle import ExperimentState
 from agent.loop import Agent, Observer, RunResult
 from agent.results import Scored, best, score
+from agent.safety import check_space_fits
 from agent.spec import CampaignSpec, load_spec, parse_spec, spec_hash
 from agent.store import Campaign as CampaignRow
 from agent.store import Experiment, MeasuredValue, Store
@@ -116,16 +117,21 @@ class Campaign:
         *,
         virtual_time: bool | None = None,
         approver: Approver | None = None,
+        lab: Lab | None = None,
     ) -> RunResult:
         """Starts the campaign (it must not exist in the store yet) and runs it to a stop rule. ``approver``
-        reviews every proposal before it is submitted (see `agent.human`)."""
+        reviews every proposal before it is submitted (see `agent.human`); ``lab``: instruments built by the caller
+        (a notebook, a test) instead of from the YAML's ``instruments``."""
         if self.row is not None:
             raise StoreError(
                 f"campaign {self.spec.name!r} already exists in {self.location.url} (status: {self.row.status}); "
                 f"use `matloop resume` to continue it, or give the campaign another name"
             )
         load_warm_start(self.spec, self.store, self._base_dir())  # a bad warm start fails before anything is recorded
-        lab = build_lab(self.spec, self.location.workdir)  # and so does a space past the instruments' hard limits
+        if lab is None:  # a space past the instruments' hard limits fails here, before anything is recorded
+            lab = build_lab(self.spec, self.location.workdir)
+        else:
+            check_space_fits(self.spec.space, lab, self.spec.name)
         self.store.create_campaign(
             self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
         )
@@ -148,10 +154,17 @@ class Campaign:
         return self._drive(observer, virtual_time, approver)
 
     async def arun(
-        self, observer: Observer | None = None, *, resume: bool = False, approver: Approver | None = None
+        self,
+        observer: Observer | None = None,
+        *,
+        resume: bool = False,
+        approver: Approver | None = None,
+        lab: Lab | None = None,
     ) -> RunResult:
         """For callers that already run an event loop (notebooks): real time, the loop they have."""
-        agent = self._agent(observer, resume=resume, approver=approver)
+        if lab is not None:
+            check_space_fits(self.spec.space, lab, self.spec.name)
+        agent = self._agent(observer, resume=resume, approver=approver, lab=lab)
         return await agent.run()
 
     def _base_dir(self) -> Path:
@@ -183,7 +196,10 @@ class Campaign:
     def _drive(
         self, observer: Observer | None, virtual_time: bool | None, approver: Approver | None, lab: Lab | None = None
     ) -> RunResult:
-        virtual = lab_is_simulated(self.spec) if virtual_time is None else virtual_time
+        if virtual_time is None:
+            virtual = lab.simulated if lab is not None else lab_is_simulated(self.spec)
+        else:
+            virtual = virtual_time
         agent = self._agent(observer, resume=True, approver=approver, lab=lab)
         factory = VirtualTimeLoop if virtual else None
         with asyncio.Runner(loop_factory=factory) as runner:
