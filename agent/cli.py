@@ -29,6 +29,17 @@ ApproveOpt = Annotated[
     bool, typer.Option("--approve", help="Ask on the terminal to approve, veto or edit each proposal before it runs.")
 ]
 WhoOpt = Annotated[str | None, typer.Option("--who", help="Who approves or enters results (default: $USER).")]
+ApproveUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--approve-url",
+        help="Wait for each proposal's approval at this HTTP approvals queue (e.g. http://127.0.0.1:8000 of "
+        "`matloop sim serve`); token from --token-env.",
+    ),
+]
+TokenEnvOpt = Annotated[
+    str, typer.Option("--token-env", help="Environment variable holding the approvals service's bearer token.")
+]
 
 
 def _who(who: str | None) -> str:
@@ -69,12 +80,31 @@ def validate_cmd(file: Path) -> None:
     )
 
 
-def _run(campaign: Campaign, *, resume: bool, quiet: bool, approve: bool = False, who: str | None = None) -> None:
+def _run(
+    campaign: Campaign,
+    *,
+    resume: bool,
+    quiet: bool,
+    approve: bool = False,
+    who: str | None = None,
+    approve_url: str | None = None,
+    token_env: str = "MATLOOP_ROBOT_TOKEN",
+) -> None:
     from agent.display import LiveView, summary
-    from agent.human import InvalidEdit
+    from agent.human import ApprovalError, Approver, InvalidEdit
     from agent.prompt import PromptApprover
 
-    approver = PromptApprover(campaign.spec, _who(who), out) if approve else None
+    approver: Approver | None = PromptApprover(campaign.spec, _who(who), out) if approve else None
+    if approve_url is not None:
+        from agent.http_approver import HttpApprover
+
+        if approve:
+            raise _bad(ConfigError(["give either --approve (terminal) or --approve-url (HTTP), not both"]))
+        try:
+            approver = HttpApprover(approve_url, token_env=token_env, campaign=campaign.spec.name)
+        except ConfigError as exc:
+            raise _bad(exc) from None
+        err.print(f"proposals wait for approval at {approve_url}/approvals", highlight=False)
 
     row = campaign.row
     done = 0
@@ -82,12 +112,12 @@ def _run(campaign: Campaign, *, resume: bool, quiet: bool, approve: bool = False
         done = sum(e.state in ("completed", "failed") for e in campaign.store.experiments(row.id))
     try:
         console = out if not quiet else Console(quiet=True)
-        with LiveView(campaign, console, done_before=done, live=not approve) as view:
+        with LiveView(campaign, console, done_before=done, live=not approve and approve_url is None) as view:
             result = campaign.resume(view, approver=approver) if resume else campaign.run(view, approver=approver)
     except KeyboardInterrupt:
         err.print(f"interrupted: state recorded; continue with `matloop resume {campaign.source}`", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (StoreError, ConfigError, InvalidEdit) as exc:
+    except (StoreError, ConfigError, InvalidEdit, ApprovalError) as exc:
         raise _bad(exc) from None
     except MatloopError as exc:
         err.print(f"[bold red]campaign failed:[/] {exc}", highlight=False)
@@ -104,6 +134,8 @@ def run_cmd(
     ] = None,
     approve: ApproveOpt = False,
     who: WhoOpt = None,
+    approve_url: ApproveUrlOpt = None,
+    token_env: TokenEnvOpt = "MATLOOP_ROBOT_TOKEN",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Show what the next batch would send; send and record nothing."),
@@ -117,7 +149,7 @@ def run_cmd(
             return
     except MatloopError as exc:
         raise _bad(exc) from None
-    _run(campaign, resume=False, quiet=quiet, approve=approve, who=who)
+    _run(campaign, resume=False, quiet=quiet, approve=approve, who=who, approve_url=approve_url, token_env=token_env)
 
 
 def _dry_run(campaign: Campaign) -> None:
@@ -143,13 +175,15 @@ def resume_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     approve: ApproveOpt = False,
     who: WhoOpt = None,
+    approve_url: ApproveUrlOpt = None,
+    token_env: TokenEnvOpt = "MATLOOP_ROBOT_TOKEN",
 ) -> None:
     """Continue an interrupted campaign: nothing recorded is lost, nothing done is repeated."""
     try:
         c = _open(campaign, store, as_name)
     except MatloopError as exc:
         raise _bad(exc) from None
-    _run(c, resume=True, quiet=quiet, approve=approve, who=who)
+    _run(c, resume=True, quiet=quiet, approve=approve, who=who, approve_url=approve_url, token_env=token_env)
 
 
 @app.command("status")

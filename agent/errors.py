@@ -19,6 +19,10 @@ class ConfigError(MatloopError):
         else:
             super().__init__(head + f"{len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems))
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str], str]]:
+        """Pickles by its problems, so that an error raised in a worker process reads the same in the parent."""
+        return (ConfigError, (self.problems, self.source))
+
 
 class StoreError(MatloopError):
     """The campaign store is missing, unreachable or in a state the agent cannot continue from."""

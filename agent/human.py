@@ -59,6 +59,19 @@ class Approver(Protocol):
         ...
 
 
+@runtime_checkable
+class AsyncApprover(Protocol):
+    """An approver that waits for people elsewhere (a web page, a chat): the loop awaits it, so running
+    experiments are followed meanwhile."""
+
+    async def areview(self, proposal: ProposalInfo) -> Decision: ...
+
+
+class ApprovalError(MatloopError):
+    """The approver cannot deliver decisions (its service refuses us or answers garbage): the campaign stops,
+    interrupted, with everything recorded so far kept."""
+
+
 class InvalidEdit(MatloopError):
     """An approver edited a proposal into conditions outside the space."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import IllegalTransition
-from agent.human import Approver, InvalidEdit, ProposalInfo, edit_problems
+from agent.human import ApprovalError, Approver, AsyncApprover, InvalidEdit, ProposalInfo, edit_problems
 from agent.lab import Lab
 from agent.lifecycle import TERMINAL, ExperimentState
 from agent.results import Scored, best, score, stale_for, target_reached
@@ -113,7 +113,7 @@ class Agent:
         lanes = [asyncio.create_task(self._lane(i), name=f"lane-{i}") for i in range(self.spec.budget.lanes)]
         try:
             await asyncio.gather(*lanes)
-        except InvalidEdit as exc:
+        except (InvalidEdit, ApprovalError) as exc:
             for t in lanes:
                 t.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
@@ -195,7 +195,7 @@ class Agent:
                 exp = self._resumable.pop(0)
                 if self.approver is not None and exp.state == S.PROPOSED and _id(exp) not in self._reviewed:
                     async with self._ask_lock:  # a proposal recorded before the last stop, never reviewed
-                        exp = self._review(exp)
+                        exp = await self._review(exp)
                     if exp is None:
                         continue
             else:
@@ -244,14 +244,14 @@ class Agent:
                     exp: Experiment | None = self._queue.pop(0)
                     if self.approver is not None:
                         assert exp is not None
-                        exp = self._review(exp)
+                        exp = await self._review(exp)
                     if exp is not None:
                         return exp
         finally:
             self._idle -= 1
 
     # --- people ------------------------------------------------------------------------------------
-    def _review(self, exp: Experiment) -> Experiment | None:
+    async def _review(self, exp: Experiment) -> Experiment | None:
         """Asks the approver about a recorded proposal: the experiment to submit (edited or not), or None
         when it was vetoed (the budget gets the experiment back) or the campaign was stopped."""
         assert self.approver is not None
@@ -265,8 +265,10 @@ class Agent:
             acquisition_value=ms.get("acquisition_value"),
             model_state=dict(ms),
         )
-        # Called in the loop's thread: other lanes wait while a person decides (on the virtual clock too).
-        d = self.approver.review(info)
+        if isinstance(self.approver, AsyncApprover):  # waits without blocking the lanes that are running
+            d = await self.approver.areview(info)
+        else:  # called in the loop's thread: other lanes wait while a person decides (on the virtual clock too)
+            d = self.approver.review(info)
         t = self.lab_time()
         if d.kind == "approve":
             self.store.log(self.cid, "approve", {"note": d.note}, experiment_id=eid, lab_time_s=t, actor=d.who)

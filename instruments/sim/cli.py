@@ -73,3 +73,52 @@ def dataset(
     except RuntimeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--n") from exc
     typer.echo(f"wrote {len(manifest['items'])} micrographs and masks to {out}")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on")],
+    host: Annotated[str, typer.Option("--host", help="address to bind; anything but loopback is reachable")] = (
+        "127.0.0.1"
+    ),
+    system: Annotated[str, typer.Option("--system", help="material system the furnace makes")] = "two_phase_alloy",
+    seed: Annotated[int, typer.Option("--seed", min=0, help="seed of the samples")] = 0,
+    workdir: Annotated[Path, typer.Option("--workdir", help="folder of the furnace journal")] = Path("robot-server"),
+    time_scale: Annotated[float, typer.Option("--time-scale", help="lab seconds per wall second (3600: h per s)")] = (
+        1.0
+    ),
+    token_env: Annotated[str, typer.Option("--token-env", help="NAME of the variable holding the bearer token")] = (
+        "MATLOOP_ROBOT_TOKEN"
+    ),
+    fresh: Annotated[bool, typer.Option("--fresh", help="archive the journal: forget every earlier request")] = False,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="inject faults: ENDPOINT:MODE[:COUNT[:SKIP[:DELAY_S]]], repeatable"),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "info",
+) -> None:
+    """Serves the simulated lab over the REST API that the rest-robot driver speaks by default."""
+    import uvicorn
+
+    from instruments.sim.server import ServerConfigError, create_app, is_loopback
+
+    if not is_loopback(host):
+        typer.echo(
+            f"WARNING: binding {host}: the robot server is reachable from other machines; anyone with the token "
+            "can make samples. Use the default 127.0.0.1 unless you mean it.",
+            err=True,
+        )
+    try:
+        application = create_app(
+            workdir=workdir,
+            system=system,
+            seed=seed,
+            time_scale=time_scale,
+            token_env=token_env,
+            fresh=fresh,
+            faults=list(fault or []),
+        )
+    except ServerConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(application, host=host, port=port, log_level=log_level)

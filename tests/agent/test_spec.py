@@ -245,3 +245,14 @@ def test_round_trip(data: dict) -> None:
     again = parse_spec(dumped, "again.yaml")
     assert again == spec
     assert CampaignSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_config_error_survives_a_process_boundary() -> None:
+    """Bench workers raise ConfigError in another process; it must read the same after unpickling."""
+    import pickle
+
+    from agent.errors import ConfigError
+
+    err = ConfigError(["sweep.yaml:3: seeds: must be positive", "sweep.yaml:9: budgets: empty"], "sweep.yaml")
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err) and back.problems == err.problems and back.source == "sweep.yaml"
