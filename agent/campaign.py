@@ -165,7 +165,11 @@ class Campaign:
         if lab is not None:
             check_space_fits(self.spec.space, lab, self.spec.name)
         agent = self._agent(observer, resume=resume, approver=approver, lab=lab)
-        return await agent.run()
+        try:
+            return await agent.run()
+        finally:
+            if lab is None:  # instruments this campaign built are released here; a caller's lab is the caller's
+                await agent.lab.aclose()
 
     def _base_dir(self) -> Path:
         return Path(self.source).parent
@@ -203,7 +207,11 @@ class Campaign:
         agent = self._agent(observer, resume=True, approver=approver, lab=lab)
         factory = VirtualTimeLoop if virtual else None
         with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(agent.run())
+            try:
+                return runner.run(agent.run())
+            finally:
+                if lab is None:
+                    runner.run(agent.lab.aclose())
 
     # --- people --------------------------------------------------------------------------------------
     def _row_id(self) -> int:

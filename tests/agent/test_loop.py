@@ -155,3 +155,26 @@ def test_same_spec_same_campaign(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     assert once(tmp_path / "a") == once(tmp_path / "b")
+
+
+def test_lab_closes_its_instruments_and_survives_a_bad_close() -> None:
+    closed: list[str] = []
+
+    class AsyncClosing(FakeSynthesizer):
+        async def aclose(self) -> None:
+            closed.append("synth")
+
+    class Closing(FakeCharacterizer):
+        def close(self) -> None:
+            closed.append("char")
+
+    class Broken:
+        async def acquire(self, sample):  # type: ignore[no-untyped-def]
+            return []
+
+        def close(self) -> None:
+            raise OSError("socket already gone")
+
+    lab = Lab(synthesizer=AsyncClosing(), imager=Broken(), characterizer=Closing({"y": lambda c: 1.0}))
+    asyncio.run(lab.aclose())
+    assert closed == ["synth", "char"]
