@@ -8,7 +8,7 @@ from agent.lab import Lab
 from agent.safety import check_space_fits
 from agent.spec import CampaignSpec
 from imaging.registry import make_analyzer
-from instruments.registry import InstrumentContext, instrument_class, load_instrument
+from instruments.registry import InstrumentContext, load_instrument
 from surrogate.base import Strategy
 from surrogate.objectives import Goal
 from surrogate.registry import make_strategy
@@ -31,12 +31,6 @@ def build_lab(spec: CampaignSpec, workdir: Path) -> Lab:
     )
     check_space_fits(spec.space, lab, spec.name)
     return lab
-
-
-def lab_is_simulated(spec: CampaignSpec) -> bool:
-    """Whether every configured instrument declares ``simulated = True`` (checked on the class, nothing built)."""
-    refs = [r for r in (spec.instruments.synthesizer, spec.instruments.imager, spec.instruments.characterizer) if r]
-    return all(getattr(instrument_class(r.type), "simulated", False) for r in refs)
 
 
 def build_strategy(spec: CampaignSpec) -> Strategy:

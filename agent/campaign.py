@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from agent.assemble import build_lab, build_strategy, lab_is_simulated
+from agent.assemble import build_lab, build_strategy
 from agent.checks import check_spec
+from agent.contact import require_ready
 from agent.errors import ConfigError, StoreError
 from agent.explain import Explanation, explain
 from agent.human import Approver, coerce_conditions, edit_problems
@@ -118,24 +119,21 @@ class Campaign:
         virtual_time: bool | None = None,
         approver: Approver | None = None,
         lab: Lab | None = None,
+        check_instruments: bool = True,
     ) -> RunResult:
         """Starts the campaign (it must not exist in the store yet) and runs it to a stop rule. ``approver``
         reviews every proposal before it is submitted (see `agent.human`); ``lab``: instruments built by the caller
-        (a notebook, a test) instead of from the YAML's ``instruments``."""
+        (a notebook, a test) instead of from the YAML's ``instruments``. With ``check_instruments`` every instrument
+        that can be pinged must answer ready before anything is recorded (`agent.contact`)."""
         if self.row is not None:
             raise StoreError(
                 f"campaign {self.spec.name!r} already exists in {self.location.url} (status: {self.row.status}); "
                 f"use `matloop resume` to continue it, or give the campaign another name"
             )
         load_warm_start(self.spec, self.store, self._base_dir())  # a bad warm start fails before anything is recorded
-        if lab is None:  # a space past the instruments' hard limits fails here, before anything is recorded
-            lab = build_lab(self.spec, self.location.workdir)
-        else:
-            check_space_fits(self.spec.space, lab, self.spec.name)
-        self.store.create_campaign(
-            self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
-        )
-        return self._drive(observer, virtual_time, approver, lab)
+        owned = lab is None
+        lab = self._lab(lab)  # a space past the instruments' hard limits fails here, before anything is recorded
+        return self._drive(observer, virtual_time, approver, lab, owned=owned, create=True, check=check_instruments)
 
     def resume(
         self,
@@ -143,6 +141,7 @@ class Campaign:
         *,
         virtual_time: bool | None = None,
         approver: Approver | None = None,
+        check_instruments: bool = True,
     ) -> RunResult:
         """Continues a recorded campaign: reconciles in-flight experiments with the instruments, then goes on."""
         row = self.row
@@ -151,7 +150,8 @@ class Campaign:
         if row.spec_hash != spec_hash(self.yaml_text):
             self.spec = parse_spec(row.spec_yaml, f"{row.source_path} (as recorded)")
             self.yaml_text = row.spec_yaml
-        return self._drive(observer, virtual_time, approver)
+        lab = self._lab(None)
+        return self._drive(observer, virtual_time, approver, lab, owned=True, create=False, check=check_instruments)
 
     async def arun(
         self,
@@ -160,33 +160,41 @@ class Campaign:
         resume: bool = False,
         approver: Approver | None = None,
         lab: Lab | None = None,
+        check_instruments: bool = True,
     ) -> RunResult:
         """For callers that already run an event loop (notebooks): real time, the loop they have."""
-        if lab is not None:
-            check_space_fits(self.spec.space, lab, self.spec.name)
-        agent = self._agent(observer, resume=resume, approver=approver, lab=lab)
+        if resume and self.row is None:
+            raise StoreError(f"campaign {self.spec.name!r} is not in {self.location.url}")
+        owned = lab is None
+        lab = self._lab(lab)
         try:
-            return await agent.run()
+            return await self._start(observer, approver, lab, create=self.row is None, check=check_instruments)
         finally:
-            if lab is None:  # instruments this campaign built are released here; a caller's lab is the caller's
-                await agent.lab.aclose()
+            if owned:  # instruments this campaign built are released here; a caller's lab is the caller's
+                await lab.aclose()
 
     def _base_dir(self) -> Path:
         return Path(self.source).parent
 
-    def _agent(
-        self, observer: Observer | None, *, resume: bool, approver: Approver | None = None, lab: Lab | None = None
-    ) -> Agent:
-        row = self.row
-        if row is None:
-            if resume:
-                raise StoreError(f"campaign {self.spec.name!r} is not in {self.location.url}")
-            row = self.store.create_campaign(
+    def _lab(self, lab: Lab | None) -> Lab:
+        """The campaign's instruments (built from the spec unless given), checked against the space."""
+        if lab is None:
+            return build_lab(self.spec, self.location.workdir)
+        check_space_fits(self.spec.space, lab, self.spec.name)
+        return lab
+
+    async def _start(
+        self, observer: Observer | None, approver: Approver | None, lab: Lab, *, create: bool, check: bool
+    ) -> RunResult:
+        if check:
+            await require_ready(lab, self.spec)
+        if create:
+            self.store.create_campaign(
                 self.spec.name, self.yaml_text, spec_hash(self.yaml_text), self.spec.seed, self.source
             )
-        prior = load_warm_start(self.spec, self.store, self._base_dir())
-        lab = lab or build_lab(self.spec, self.location.workdir)
-        return Agent(
+        row = self.row
+        assert row is not None
+        agent = Agent(
             self.spec,
             self.store,
             row,
@@ -194,24 +202,29 @@ class Campaign:
             build_strategy(self.spec),
             observer=observer,
             approver=approver,
-            prior=prior,
+            prior=load_warm_start(self.spec, self.store, self._base_dir()),
         )
+        return await agent.run()
 
     def _drive(
-        self, observer: Observer | None, virtual_time: bool | None, approver: Approver | None, lab: Lab | None = None
+        self,
+        observer: Observer | None,
+        virtual_time: bool | None,
+        approver: Approver | None,
+        lab: Lab,
+        *,
+        owned: bool,
+        create: bool,
+        check: bool,
     ) -> RunResult:
-        if virtual_time is None:
-            virtual = lab.simulated if lab is not None else lab_is_simulated(self.spec)
-        else:
-            virtual = virtual_time
-        agent = self._agent(observer, resume=True, approver=approver, lab=lab)
+        virtual = lab.simulated if virtual_time is None else virtual_time
         factory = VirtualTimeLoop if virtual else None
         with asyncio.Runner(loop_factory=factory) as runner:
             try:
-                return runner.run(agent.run())
+                return runner.run(self._start(observer, approver, lab, create=create, check=check))
             finally:
-                if lab is None:
-                    runner.run(agent.lab.aclose())
+                if owned:
+                    runner.run(lab.aclose())
 
     # --- people --------------------------------------------------------------------------------------
     def _row_id(self) -> int:

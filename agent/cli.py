@@ -37,6 +37,9 @@ ApproveUrlOpt = Annotated[
         "`matloop sim serve`); token from --token-env.",
     ),
 ]
+NoCheckOpt = Annotated[
+    bool, typer.Option("--no-check", help="Start without the first-contact check of the instruments.")
+]
 TokenEnvOpt = Annotated[
     str, typer.Option("--token-env", help="Environment variable holding the approvals service's bearer token.")
 ]
@@ -89,7 +92,9 @@ def _run(
     who: str | None = None,
     approve_url: str | None = None,
     token_env: str = "MATLOOP_ROBOT_TOKEN",
+    check: bool = True,
 ) -> None:
+    from agent.contact import InstrumentsNotReady
     from agent.display import LiveView, summary
     from agent.human import ApprovalError, Approver, InvalidEdit
     from agent.prompt import PromptApprover
@@ -113,12 +118,18 @@ def _run(
     try:
         console = out if not quiet else Console(quiet=True)
         with LiveView(campaign, console, done_before=done, live=not approve and approve_url is None) as view:
-            result = campaign.resume(view, approver=approver) if resume else campaign.run(view, approver=approver)
+            if resume:
+                result = campaign.resume(view, approver=approver, check_instruments=check)
+            else:
+                result = campaign.run(view, approver=approver, check_instruments=check)
     except KeyboardInterrupt:
         err.print(f"interrupted: state recorded; continue with `matloop resume {campaign.source}`", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (StoreError, ConfigError, InvalidEdit, ApprovalError) as exc:
         raise _bad(exc) from None
+    except InstrumentsNotReady as exc:
+        err.print(f"[bold red]not started:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
     except MatloopError as exc:
         err.print(f"[bold red]campaign failed:[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_FAILED) from None
@@ -136,6 +147,7 @@ def run_cmd(
     who: WhoOpt = None,
     approve_url: ApproveUrlOpt = None,
     token_env: TokenEnvOpt = "MATLOOP_ROBOT_TOKEN",
+    no_check: NoCheckOpt = False,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Show what the next batch would send; send and record nothing."),
@@ -149,7 +161,16 @@ def run_cmd(
             return
     except MatloopError as exc:
         raise _bad(exc) from None
-    _run(campaign, resume=False, quiet=quiet, approve=approve, who=who, approve_url=approve_url, token_env=token_env)
+    _run(
+        campaign,
+        resume=False,
+        quiet=quiet,
+        approve=approve,
+        who=who,
+        approve_url=approve_url,
+        token_env=token_env,
+        check=not no_check,
+    )
 
 
 def _dry_run(campaign: Campaign) -> None:
@@ -177,13 +198,23 @@ def resume_cmd(
     who: WhoOpt = None,
     approve_url: ApproveUrlOpt = None,
     token_env: TokenEnvOpt = "MATLOOP_ROBOT_TOKEN",
+    no_check: NoCheckOpt = False,
 ) -> None:
     """Continue an interrupted campaign: nothing recorded is lost, nothing done is repeated."""
     try:
         c = _open(campaign, store, as_name)
     except MatloopError as exc:
         raise _bad(exc) from None
-    _run(c, resume=True, quiet=quiet, approve=approve, who=who, approve_url=approve_url, token_env=token_env)
+    _run(
+        c,
+        resume=True,
+        quiet=quiet,
+        approve=approve,
+        who=who,
+        approve_url=approve_url,
+        token_env=token_env,
+        check=not no_check,
+    )
 
 
 @app.command("status")

@@ -8,9 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.assemble import build_lab
+from agent.errors import MatloopError
+from agent.lab import Lab
 from agent.spec import CampaignSpec
 from instruments.base import Health, Pingable
 from instruments.safety import limits_of
+
+
+class InstrumentsNotReady(MatloopError):
+    """An instrument did not answer its first contact, or answered that it is not ready."""
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,16 @@ async def _ping(inst: object, timeout_s: float) -> Health | None:
 
 
 async def first_contact(spec: CampaignSpec, workdir: Path, timeout_s: float = 10.0) -> list[ContactReport]:
-    """Pings every configured instrument concurrently; nothing is made or measured."""
+    """Builds the campaign's lab and pings every instrument concurrently; nothing is made or measured."""
     lab = build_lab(spec, workdir)
+    try:
+        return await contact(lab, spec, timeout_s)
+    finally:
+        await lab.aclose()
+
+
+async def contact(lab: Lab, spec: CampaignSpec, timeout_s: float = 10.0) -> list[ContactReport]:
+    """Pings every instrument of ``lab`` concurrently and reports each one's state and hard limits."""
     refs = {"synthesizer": spec.instruments.synthesizer, "imager": spec.instruments.imager}
     refs["characterizer"] = spec.instruments.characterizer
     parts = {"synthesizer": lab.synthesizer, "imager": lab.imager, "characterizer": lab.characterizer}
@@ -47,13 +61,27 @@ async def first_contact(spec: CampaignSpec, workdir: Path, timeout_s: float = 10
     reports = []
     for role, health in zip(roles, answers, strict=True):
         ref = refs[role]
-        assert ref is not None
+        name = ref.type if ref is not None else type(parts[role]).__name__
         limits = limits_of(parts[role])
         described = ", ".join(f"{k} {v.describe()}" for k, v in limits.limits.items()) if limits else "none declared"
         if health is None:
-            reports.append(ContactReport(role, ref.type, None, "-", "the driver has no ping", described))
+            reports.append(ContactReport(role, name, None, "-", "the driver has no ping", described))
         else:
             detail = health.detail + ("; " if health.detail and health.info else "")
             detail += ", ".join(f"{k}={v}" for k, v in health.info.items())
-            reports.append(ContactReport(role, ref.type, health.ok, health.state, detail, described))
+            reports.append(ContactReport(role, name, health.ok, health.state, detail, described))
+    return reports
+
+
+async def require_ready(lab: Lab, spec: CampaignSpec, timeout_s: float = 10.0) -> list[ContactReport]:
+    """First contact before a campaign starts: raises ``InstrumentsNotReady`` naming each instrument that is
+    unreachable or not ready (instruments without a ping are not held against the campaign)."""
+    reports = await contact(lab, spec, timeout_s)
+    bad = [r for r in reports if r.ok is False]
+    if bad:
+        raise InstrumentsNotReady(
+            "first contact failed, nothing was started or recorded: "
+            + "; ".join(f"{r.role} {r.type}: {r.state}" + (f" ({r.detail})" if r.detail else "") for r in bad)
+            + " — fix the instrument, or pass --no-check to start anyway"
+        )
     return reports

@@ -123,15 +123,25 @@ def _strict_quickstart(tmp_path: Path, high: float) -> Path:
     return path
 
 
+def _recorded(path: Path) -> object:
+    """The campaign's row in its own store (None when nothing was recorded)."""
+    from agent.campaign import Campaign
+
+    c = Campaign.from_yaml(path)
+    try:
+        assert c.location.url.endswith("quickstart.matloop.db"), c.location.url
+        return c.row
+    finally:
+        c.close()
+
+
 def test_space_past_furnace_limit_is_refused_before_anything_is_recorded(tmp_path: Path) -> None:
     path = _strict_quickstart(tmp_path, 1000)
     result = runner.invoke(app, ["run", str(path), "-q"])
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
     assert "anneal_temperature: the space goes up to 1050 degC, above the limit [600, 1000] degC" in text
-    store = Store(f"sqlite:///{tmp_path}/matloop.db", tmp_path / "files")
-    assert store.campaign("quickstart") is None
-    store.close()
+    assert _recorded(path) is None
     with pytest.raises(ConfigError):
         from agent.campaign import Campaign
 
@@ -153,10 +163,7 @@ def test_dry_run_sends_and_records_nothing(tmp_path: Path) -> None:
         "alloy_fraction",
         "atmosphere",
     }
-    assert (
-        not (tmp_path / "matloop.db").exists()
-        or Store(f"sqlite:///{tmp_path}/matloop.db").campaign("quickstart") is None
-    )
+    assert _recorded(path) is None
     assert not list(tmp_path.rglob("sim_furnace_journal.jsonl")) or all(
         p.read_text() == "" for p in tmp_path.rglob("sim_furnace_journal.jsonl")
     )
@@ -171,3 +178,22 @@ def test_driver_check_reports_state_and_limits(tmp_path: Path) -> None:
     assert "the driver has no ping" in result.output  # sim-sem and sim-tester: honest about it
     listing = runner.invoke(app, ["driver", "list"])
     assert "sim-furnace" in listing.output
+
+
+def test_first_contact_must_pass_before_anything_is_recorded(tmp_path: Path) -> None:
+    """A furnace down for maintenance at the start: the run is refused (exit 1) naming it, nothing is recorded;
+    --no-check starts anyway."""
+    path = _strict_quickstart(tmp_path, 1100)
+    text = path.read_text().replace(
+        "faults: {transient_fault_probability: 0.05}",
+        "faults: {transient_fault_probability: 0.05, down_windows: [[0, 0.5]]}",
+    )
+    text = text.replace("experiments: 20", "experiments: 2")
+    path.write_text(text)
+    refused = runner.invoke(app, ["run", str(path), "-q"])
+    assert refused.exit_code == 1, refused.output
+    said = " ".join(refused.output.split())
+    assert "first contact failed" in said and "synthesizer sim-furnace: maintenance" in said
+    assert _recorded(path) is None
+    started = runner.invoke(app, ["run", str(path), "-q", "--no-check"])
+    assert started.exit_code == 0, started.output
