@@ -615,12 +615,20 @@ def _lower(j: int, bound: float) -> Callable[[Tensor], Tensor]:
 
 
 # ------------------------------------------------------------------------------------------------------ registry
+# the peers (surrogate.peers) subclass PoolBase: imported once it is defined
+from surrogate.peers.ax_pool import AxPoolStrategy  # noqa: E402
+from surrogate.peers.pool_peers import BaybePoolStrategy, PoolPlainLogEI, PoolPlainUCB  # noqa: E402
+
 #: pool strategies by name; each has an ``Options`` pydantic model and is built as
 #: ``factory(space, goal, seed, candidates, options)``
 POOL_STRATEGIES: dict[str, type[PoolBase]] = {
     "random": PoolRandomStrategy,
     "sobol": PoolSobolStrategy,
     "botorch": PoolBotorchStrategy,
+    "botorch-logei": PoolPlainLogEI,
+    "botorch-ucb": PoolPlainUCB,
+    "ax-pool": AxPoolStrategy,
+    "baybe": BaybePoolStrategy,
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from surrogate.base import Strategy, StrategyError
 from surrogate.objectives import Goal
 from surrogate.options import AxOptions, BotorchOptions, RandomOptions, SobolOptions
+from surrogate.peers.options import BaybeOptions, PlainLogEIOptions, PlainUCBOptions
 from surrogate.space import SearchSpace
 
 ENTRY_POINT_GROUP = "matloop.strategies"
@@ -29,6 +30,10 @@ _BUILTINS: dict[str, tuple[type[BaseModel], str]] = {
     "sobol": (SobolOptions, "surrogate.sobol:SobolStrategy"),
     "ax": (AxOptions, "surrogate.ax_strategy:AxStrategy"),
     "botorch": (BotorchOptions, "surrogate.botorch_strategy:BotorchStrategy"),
+    # peers: what a lab would otherwise use (surrogate.peers), for side-by-side benchmarks
+    "botorch-logei": (PlainLogEIOptions, "surrogate.peers.plain_botorch:PlainLogEIStrategy"),
+    "botorch-ucb": (PlainUCBOptions, "surrogate.peers.plain_botorch:PlainUCBStrategy"),
+    "baybe": (BaybeOptions, "surrogate.peers.baybe_peer:BaybeStrategy"),
 }
 
 

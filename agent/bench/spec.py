@@ -18,7 +18,7 @@ from agent.spec import _has, _refine, _step, located_errors
 from agent.yamlsrc import YamlSource, YamlSyntaxError, load_yaml
 from surrogate.space import NAME_PATTERN, SearchSpace
 
-POOL_STRATEGIES = ("random", "sobol", "botorch")
+POOL_STRATEGIES = ("random", "sobol", "botorch")  # where surrogate.pool is not installed; else its POOL_STRATEGIES
 BASELINES = ("random", "sobol")
 
 
@@ -213,10 +213,11 @@ class SweepSpec(_Frozen):
 def _check_strategy(i: int, s: StrategyEntry, problems: tuple[Any, ...]) -> None:
     """The strategy exists for every kind of problem in the sweep and its options are valid there."""
     pools = [p.name for p in problems if p.kind == "pool"]
-    if pools and s.name not in POOL_STRATEGIES:
+    pool_names = tuple(_pool_module().POOL_STRATEGIES) if _pool_module() is not None else POOL_STRATEGIES
+    if pools and s.name not in pool_names:
         raise ValueError(
             f"strategies[{i}].name: {s.name!r} cannot run on pool problems ({', '.join(pools)}); "
-            f"valid there: {', '.join(POOL_STRATEGIES)}"
+            f"valid there: {', '.join(pool_names)}"
         )
     checks: list[tuple[str, dict[str, Any], Any]] = []
     if any(p.kind != "pool" for p in problems):

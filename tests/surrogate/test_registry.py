@@ -79,7 +79,17 @@ def test_make_builtin() -> None:
 
 @pytest.mark.usefixtures("echo_plugin")
 def test_plugins_are_found_by_entry_point_and_cannot_shadow_builtins() -> None:
-    assert registry.strategy_names() == ["random", "sobol", "ax", "botorch", "broken", "echo"]
+    assert registry.strategy_names() == [
+        "random",
+        "sobol",
+        "ax",
+        "botorch",
+        "botorch-logei",
+        "botorch-ucb",
+        "baybe",
+        "broken",
+        "echo",
+    ]
     assert registry.validate_strategy_options("echo", {"value": 0.25}) == EchoOptions(value=0.25)
     with pytest.raises(ValidationError):
         registry.validate_strategy_options("echo", {"valeu": 0.25})

@@ -12,23 +12,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from agent.bench import spec as bench_spec
 from agent.bench.spec import load_sweep
 from agent.cli import app
 from tests.agent.bench.conftest import SIMPLEX_SPACE, write_simplex_csv
 
 SWEEPS = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_sweeps"
 PEERS = ["botorch-logei", "botorch-ucb", "ax-pool", "baybe"]
-
-
-@pytest.fixture(autouse=True)
-def _pool_names_from_the_pool_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sweep spec's list of pool strategies, taken from `surrogate.pool.POOL_STRATEGIES` (which holds the
-    peers) where the spec still lists only random, sobol and botorch."""
-    from surrogate.pool import POOL_STRATEGIES
-
-    if not set(PEERS) <= set(bench_spec.POOL_STRATEGIES):
-        monkeypatch.setattr(bench_spec, "POOL_STRATEGIES", tuple(POOL_STRATEGIES))
 
 
 def tiny_sweep(tmp_path: Path) -> Path:

@@ -56,7 +56,8 @@ def test_data_problems_check_columns_paths_and_strategies(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as exc:
         load_sweep(sweep)
     assert exc.value.problems == [
-        f"{sweep}:13: strategies[0].name: 'ax' cannot run on pool problems (p); valid there: random, sobol, botorch"
+        f"{sweep}:13: strategies[0].name: 'ax' cannot run on pool problems (p); valid there: "
+        "random, sobol, botorch, botorch-logei, botorch-ucb, ax-pool, baybe"
     ]
     sweep.write_text(text.replace("{a: x}", "{a: 0}"))
     spec = load_sweep(sweep)
