@@ -369,7 +369,7 @@ class PoolBotorchStrategy(PoolBase):
             name = "TS"
         else:
             acq, name = self._acquisition(model, len(models) if feas is not None else None, X_baseline, X_pending)
-            picks, values = _greedy(acq, choices, n, self.options.chunk_size)
+            picks, values = greedy_pick(acq, choices, n, self.options.chunk_size)
         acq_s = time.perf_counter() - t1
         chosen = [int(free_idx[j]) for j in picks]
         X = self._X[chosen]
@@ -547,10 +547,10 @@ class PoolBotorchStrategy(PoolBase):
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
-def _greedy(acq: Any, choices: Tensor, q: int, chunk: int) -> tuple[list[int], list[float]]:
+def greedy_pick(acq: Any, choices: Tensor, q: int, chunk: int) -> tuple[list[int], list[float]]:
     """Sequential greedy maximization of ``acq`` over the rows of ``choices`` (``m x d``), each pick then pending;
     indices into ``choices`` and the acquisition values at the time of each pick (as `optimize_acqf_discrete`)."""
-    base_pending = acq.X_pending
+    base_pending = getattr(acq, "X_pending", None)  # analytic acquisitions (one pick) have none
     picks: list[int] = []
     values: list[float] = []
     taken = torch.zeros(choices.shape[0], dtype=torch.bool)
@@ -569,7 +569,8 @@ def _greedy(acq: Any, choices: Tensor, q: int, chunk: int) -> tuple[list[int], l
                 chosen = choices[picks]
                 acq.set_X_pending(chosen if base_pending is None else torch.cat([base_pending, chosen], dim=-2))
     finally:
-        acq.set_X_pending(base_pending)
+        if q > 1:  # only a batch changed the pending points (analytic acquisitions cannot take them)
+            acq.set_X_pending(base_pending)
     return picks, values
 
 

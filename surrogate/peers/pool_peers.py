@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from surrogate.base import Conditions, Observation, Proposal, StrategyError
 from surrogate.botorch_space import BotorchSpace
@@ -82,7 +81,9 @@ class PoolPlainBotorch(PoolBase):
                 mc_samples=self.options.mc_samples,
                 seed=self.seed * 7919 + step,
             )
-            picks, values = _greedy(acq, choices, n, self.options.chunk_size)
+            from surrogate.pool import greedy_pick  # imported here: surrogate.pool imports this module
+
+            picks, values = greedy_pick(acq, choices, n, self.options.chunk_size)
         self.last_model = model
         chosen = [int(free_idx[j]) for j in picks]
         preds = predict(model, self._X[chosen], self.objective)
@@ -116,29 +117,6 @@ class PoolPlainUCB(PoolPlainBotorch):
 
     generator = "botorch-ucb"
     Options = PoolPlainUCBOptions
-
-
-def _greedy(acq: Any, choices: Tensor, q: int, chunk: int) -> tuple[list[int], list[float]]:
-    """Sequential greedy maximization over the rows of ``choices`` (``m x d``), each pick then pending (what
-    `optimize_acqf_discrete` does): indices into ``choices`` and the value at each pick."""
-    base = getattr(acq, "X_pending", None)
-    X = choices.unsqueeze(-2)
-    taken = torch.zeros(choices.shape[0], dtype=torch.bool)
-    picks: list[int] = []
-    values: list[float] = []
-    for _ in range(q):
-        with torch.no_grad():
-            a = torch.cat([acq(X[s : s + chunk]).reshape(-1) for s in range(0, X.shape[0], chunk)])
-        a = torch.nan_to_num(a, nan=-math.inf)
-        a[taken] = -math.inf
-        j = int(torch.argmax(a))
-        taken[j] = True
-        picks.append(j)
-        values.append(float(a[j]))
-        if len(picks) < q:
-            chosen = choices[picks]
-            acq.set_X_pending(chosen if base is None else torch.cat([base, chosen], dim=-2))
-    return picks, values
 
 
 # ------------------------------------------------------------------------------------------------------ BayBE
