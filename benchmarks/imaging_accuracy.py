@@ -138,10 +138,12 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS), help="held-out sets")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--cpu-bf16", action="store_true", help="U-Net in bf16 on CPUs that compute it natively")
+    ap.add_argument("--tile", type=int, default=None, help="U-Net inference window (default: the pipeline's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = args.checkpoint or pretrained_checkpoint(args.system)
-    neural = NeuralPipeline(checkpoint=ckpt, device="cpu", cpu_bf16=args.cpu_bf16)
+    tile = {"tile": args.tile} if args.tile else {}
+    neural = NeuralPipeline(checkpoint=ckpt, device="cpu", cpu_bf16=args.cpu_bf16, **tile)
     classical = ClassicalPipeline()
     result: dict[str, Any] = {
         "system": args.system,
@@ -150,6 +152,7 @@ def main() -> None:
         "size_px": args.size,
         "seed": HELD_OUT_SEED,
         "cpu_bf16": args.cpu_bf16 and cpu_bf16_native(),
+        "tile": neural.options.tile,
         "sets": {},
     }
     with tempfile.TemporaryDirectory(prefix="matloop-accuracy-") as tmp:

@@ -175,6 +175,7 @@ def main() -> None:
     if cpu_bf16_native():  # the tiled path in bf16 against the same float32 naive loop
         out["cpu_bf16"] = [
             cpu_case(model, 512, 8, args.repeats, cpu_bf16=True),
+            cpu_case(model, 512, 8, args.repeats, tile=512, cpu_bf16=True),
             cpu_case(model, 2048, 1, args.repeats, cpu_bf16=True),
         ]
     else:

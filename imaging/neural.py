@@ -105,7 +105,13 @@ class NeuralOptions(BaseModel):
         description="bf16 inference on CPUs that compute it natively (AVX512-BF16/AMX), about 3x faster; labels "
         "agree with float32 on >99.9 % of pixels (benchmarks/imaging_accuracy.py --cpu-bf16); ignored elsewhere",
     )
-    tile: int = Field(default=256, ge=16, le=4096)
+    tile: int = Field(
+        default=512,
+        ge=16,
+        le=4096,
+        description="inference window (px); frames up to this size go through in one window (same accuracy as "
+        "256-px windows on held-out fields, fewer overlapping pixels to compute)",
+    )
     overlap: int = Field(default=32, ge=0, le=1024)
     tta: bool = Field(default=False, description="8 dihedral transforms; their spread adds to σ")
     mc_samples: int = Field(default=0, ge=0, le=64, description="MC dropout passes; their spread adds to σ")
