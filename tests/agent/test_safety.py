@@ -4,6 +4,7 @@ request outside them is never sent, and an edit into them is refused; `--dry-run
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ def _strict_quickstart(tmp_path: Path, high: float) -> Path:
         f"      hard_limits: {{limits: {{anneal_temperature: {{low: 600, high: {high}, unit: degC}}}}}}\n"
         "      faults:",
     )
-    text = text.replace("pipeline: unet", "pipeline: classical")
+    text = re.sub(r"pipeline: unet.*\n  options: .*\n", "pipeline: classical\n", text)
     path = tmp_path / "strict.yaml"
     path.write_text(text)
     return path
