@@ -63,7 +63,11 @@ async def contact(lab: Lab, spec: CampaignSpec, timeout_s: float = 10.0) -> list
         ref = refs[role]
         name = ref.type if ref is not None else type(parts[role]).__name__
         limits = limits_of(parts[role])
-        described = ", ".join(f"{k} {v.describe()}" for k, v in limits.limits.items()) if limits else "none declared"
+        described = (
+            ", ".join(f"{k} {v.describe()}" for k, v in limits.limits.items())
+            if limits is not None and limits.limits
+            else "none declared"
+        )
         if health is None:
             reports.append(ContactReport(role, name, None, "-", "the driver has no ping", described))
         else:

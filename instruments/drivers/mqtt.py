@@ -78,7 +78,7 @@ class MqttRobot:
         return {}
 
     def hard_limits(self) -> HardLimits:
-        return self.options.hard_limits or HardLimits()
+        return self.options.hard_limits
 
     def wire_request(self, request: SynthesisRequest) -> dict[str, Any]:
         """What ``synthesize`` would publish, and where (the password redacted)."""

@@ -187,7 +187,9 @@ class MqttOptions(_Frozen):
     states: StateWords = StateWords()
     timeouts: Timeouts = Timeouts()
     resend: Resend = Resend()
-    hard_limits: HardLimits | None = None
+    hard_limits: HardLimits = Field(
+        description="what this instrument must never be asked to do (required; `{limits: {}}` declares none on purpose)"
+    )
 
     @model_validator(mode="before")
     @classmethod

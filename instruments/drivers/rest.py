@@ -76,7 +76,7 @@ class RestRobot:
         RestRobotOptions.model_validate(dict(options))
 
     def hard_limits(self) -> HardLimits:
-        return self.options.hard_limits or HardLimits()
+        return self.options.hard_limits
 
     # --- Synthesizer protocol ----------------------------------------------------------------------
     async def synthesize(self, request: SynthesisRequest) -> Sample:

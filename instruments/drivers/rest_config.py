@@ -148,7 +148,10 @@ class RestRobotOptions(_Frozen):
     allow_plain_http: bool = Field(
         default=False, description="allow sending the token over plain http to a host other than loopback"
     )
-    hard_limits: HardLimits | None = Field(default=None, description="what this robot must never be asked to do")
+    hard_limits: HardLimits = Field(
+        description="what this robot must never be asked to do (required: a robot is not connected without them; "
+        "`{limits: {}}` declares, on purpose, that there are none)"
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -67,6 +67,7 @@ class RobotServer:
         """rest-robot options for this server, fast enough for tests; ``over`` replaces top-level keys."""
         opts: dict[str, Any] = {
             "base_url": self.base_url,
+            "hard_limits": {"limits": {}},
             "token_env": TOKEN_ENV,
             "poll_interval_s": 0.02,
             "timeouts": {"connect_s": 2.0, "read_s": 0.5, "write_s": 2.0},

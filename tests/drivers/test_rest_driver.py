@@ -170,6 +170,7 @@ async def test_unreachable_robot_is_transient_after_the_retries(tmp_path: Path, 
     robot = RestRobot(
         context=ctx,
         base_url=f"http://127.0.0.1:{port}",
+        hard_limits={"limits": {}},
         token_env=TOKEN_ENV,
         retries={"max_attempts": 3, "backoff_s": 0.01},
     )
@@ -195,7 +196,8 @@ def test_sim_sem_images_a_sample_made_by_the_server(robot_server: RobotServer, t
 
 # --- options -------------------------------------------------------------------------------------------------
 BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
-    ({}, "base_url"),
+    ({"hard_limits": {"limits": {}}}, "base_url"),
+    ({"base_url": "http://127.0.0.1:1"}, "hard_limits"),
     ({"base_url": "ftp://robot"}, "base_url"),
     ({"base_url": "http://127.0.0.1:1", "timeouts": {"read_s": -1}}, "timeouts.read_s"),
     ({"base_url": "http://127.0.0.1:1", "retries": {"max_attempts": 0}}, "retries.max_attempts"),
@@ -205,7 +207,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"base_url": "http://127.0.0.1:1", "tokn_env": "X"}, "tokn_env"),
     ({"base_url": "http://127.0.0.1:1", "token_env": "Bearer abc.def-123"}, "token_env"),
     ({"base_url": "http://127.0.0.1:1", "headers": {"Authorization": "Bearer x"}}, "headers"),
-    ({"base_url": "http://robot.lab:80"}, "plain http"),
+    ({"base_url": "http://robot.lab:80", "hard_limits": {"limits": {}}}, "plain http"),
     ({"base_url": "http://127.0.0.1:1", "hard_limits": {"limits": {"t": {"low": 1}}}}, "hard_limits.limits.t"),
     ({"base_url": "http://127.0.0.1:1", "poll_interval_s": 0}, "poll_interval_s"),
 ]
@@ -226,7 +228,8 @@ def test_bad_options_name_the_field(options: dict[str, Any], field: str, tmp_pat
 
 def test_good_options_load_through_the_registry(tmp_path: Path) -> None:
     ctx = InstrumentContext(seed=1, workdir=tmp_path)
-    robot = load_instrument("rest-robot", "synthesizer", {"base_url": "https://robot.lab/api/v1/"}, ctx)
+    options = {"base_url": "https://robot.lab/api/v1/", "hard_limits": {"limits": {}}}
+    robot = load_instrument("rest-robot", "synthesizer", options, ctx)
     assert isinstance(robot, RestRobot) and robot.options.base_url == "https://robot.lab/api/v1"
     assert robot.options.token_env == "MATLOOP_ROBOT_TOKEN" and robot.hard_limits() == HardLimits()
 
@@ -269,6 +272,7 @@ class DialectRobot:
 
 DIALECT: dict[str, Any] = {
     "base_url": "http://robot.test",
+    "hard_limits": {"limits": {"anneal_temperature": {"low": 600, "high": 1100, "unit": "degC"}}},
     "token_env": TOKEN_ENV,
     "allow_plain_http": True,
     "poll_interval_s": 0.001,
@@ -323,7 +327,9 @@ async def test_the_default_options_speak_the_reference_server(
 ) -> None:
     monkeypatch.setenv("MATLOOP_ROBOT_TOKEN", token)  # the default token_env, as `matloop sim serve` reads it
     made = await robot_server.driver(tmp_path).synthesize(req("k-default"))
-    plain = RestRobot(context=InstrumentContext(seed=1, workdir=tmp_path), base_url=robot_server.base_url)
+    plain = RestRobot(
+        context=InstrumentContext(seed=1, workdir=tmp_path), base_url=robot_server.base_url, hard_limits={"limits": {}}
+    )
     assert (await plain.ping()).ok
     st = await plain.status("k-default")
     assert st.state == RequestState.DONE and st.sample is not None
@@ -340,6 +346,7 @@ async def test_an_in_process_twin_over_an_asgi_transport(tmp_path: Path, token: 
             context=InstrumentContext(seed=7, workdir=tmp_path),
             transport=httpx.ASGITransport(app=app),
             base_url="http://127.0.0.1",
+            hard_limits={"limits": {}},
             token_env=TOKEN_ENV,
             poll_interval_s=0.01,
         )

@@ -77,6 +77,7 @@ async def make_robot(prefix: str, tmp_path: Path) -> AsyncIterator[Callable[...,
         options.setdefault("host", HOST)
         options.setdefault("port", PORT)
         options.setdefault("prefix", prefix)
+        options.setdefault("hard_limits", {"limits": {}})
         options["timeouts"] = {**FAST, **options.get("timeouts", {})}
         robot = MqttRobot(context=InstrumentContext(seed=0, workdir=tmp_path / "driver"), **options)
         robots.append(robot)

@@ -251,13 +251,14 @@ async def test_password_never_in_logs_or_wire_request(
         ({"prefix": "lab/#"}, "prefix"),
         ({"states": {"done": ["done"], "failed": ["done"]}}, "states"),
         ({"hard_limits": {"limits": {"anneal_temperature": {"low": 1}}}}, "unit"),
+        ({"hard_limits": None}, "hard_limits"),
     ],
 )
 def test_bad_options_name_the_field(options: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field.replace(".", r"\.")):
-        MqttRobot.validate_options({"host": HOST, "prefix": "lab/robot", **options})
+        MqttRobot.validate_options({"host": HOST, "prefix": "lab/robot", "hard_limits": {"limits": {}}, **options})
     with pytest.raises(InstrumentSpecError, match="mqtt-robot"):
-        validate_options("mqtt-robot", {"host": HOST, "prefix": "lab/robot", **options})
+        validate_options("mqtt-robot", {"host": HOST, "prefix": "lab/robot", "hard_limits": {"limits": {}}, **options})
 
 
 def test_the_documented_lab_configuration_is_valid(monkeypatch: Any, tmp_path: Any) -> None:

@@ -36,6 +36,7 @@ instruments:
       host: 127.0.0.1
       port: 1883
       prefix: {prefix}
+      hard_limits: {{limits: {{anneal_temperature: {{low: 600, high: 1100, unit: degC}}}}}}
       timeouts: {{connect_s: 5, silence_s: 3, status_s: 3}}
   characterizer:
     type: sim-tester
