@@ -199,7 +199,8 @@ class SearchSpace(_Frozen):
                     problems.append(f"{p.name}={v!r} is not an integer")
         for con in self.constraints:
             lhs = sum(k * float(conditions[n]) for n, k in con.coefficients.items())
-            ok = lhs <= con.bound + 1e-6 if con.op == "<=" else lhs >= con.bound - 1e-6
+            slack = tol * max(1.0, abs(con.bound))  # the same tolerance as the bounds (tol=0: exact)
+            ok = lhs <= con.bound + slack if con.op == "<=" else lhs >= con.bound - slack
             if not ok:
                 problems.append(f"constraint {con.coefficients} {con.op} {con.bound:g} violated ({lhs:g})")
         return problems
