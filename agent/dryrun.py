@@ -7,17 +7,21 @@ the drivers' hard limits and shown as the driver would put it on the wire (token
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.assemble import build_lab, build_strategy
 from agent.campaign import Campaign
+from agent.lab import Lab
 from agent.safety import request_problems
+from agent.spec import CampaignSpec
 from agent.warmstart import load_warm_start
 from instruments.base import SynthesisRequest, WireDescriber
+from surrogate.base import Proposal
 
 log = logging.getLogger("matloop.dryrun")
 
@@ -43,8 +47,15 @@ def dry_run(campaign: Campaign, n: int | None = None) -> list[DryRequest]:
         told += campaign.observations()
     if told:
         strategy.tell(told)
+    try:
+        return _describe(spec, lab, strategy.ask(n or spec.budget.lanes, []))
+    finally:
+        asyncio.run(lab.aclose())  # nothing was contacted, but drivers may hold clients from their construction
+
+
+def _describe(spec: CampaignSpec, lab: Lab, proposals: Sequence[Proposal]) -> list[DryRequest]:
     out = []
-    for i, p in enumerate(strategy.ask(n or spec.budget.lanes, [])):
+    for i, p in enumerate(proposals):
         conditions = dict(p.conditions)
         refused = spec.space.check(conditions) + request_problems(lab, conditions)
         request = SynthesisRequest(key=f"dry-run-{i + 1}", conditions=conditions, campaign=spec.name)

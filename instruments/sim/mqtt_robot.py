@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import selectors
 import socket
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -31,32 +29,9 @@ from instruments.drivers.mqtt_options import Topics
 from instruments.registry import InstrumentContext
 from instruments.sim.journal import DONE
 from instruments.sim.lab import SimFurnace
+from instruments.sim.scaled_time import ScaledTimeLoop
 
 log = logging.getLogger("instruments.sim.mqtt_robot")
-
-
-class _ScaledSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-    """Waits ``timeout / scale`` wall seconds for a timeout given in scaled (lab) seconds."""
-
-    scale = 1.0
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        return super().select(None if timeout is None else timeout / self.scale)  # type: ignore[no-any-return]
-
-
-class ScaledTimeLoop(asyncio.SelectorEventLoop):
-    """Event loop whose ``time()`` is lab seconds since it was made, running ``scale`` times faster than wall time."""
-
-    def __init__(self, scale: float) -> None:
-        selector = _ScaledSelector()
-        selector.scale = scale
-        super().__init__(selector)
-        self.scale = scale
-        self._t0 = time.monotonic()
-        self.slow_callback_duration *= scale  # debug mode's "slow callback" threshold, in this loop's seconds
-
-    def time(self) -> float:
-        return (time.monotonic() - self._t0) * self.scale
 
 
 class TwinFaults(BaseModel):

@@ -13,9 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
-import selectors
 import threading
-import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,34 +23,9 @@ from instruments.base import InstrumentError, RequestState, SynthesisRequest
 from instruments.registry import InstrumentContext
 from instruments.sim.journal import DONE, RECEIVED
 from instruments.sim.lab import JOURNAL_NAME, SimFurnace
+from instruments.sim.scaled_time import ScaledTimeLoop
 
 T = TypeVar("T")
-
-
-class _ScaledSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-    """Waits ``timeout / scale`` wall seconds for what the loop asks as ``timeout`` lab seconds."""
-
-    scale = 1.0
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        return super().select(None if timeout is None else timeout / self.scale)
-
-
-class ScaledTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose ``time()`` is lab seconds since it started, passing ``scale`` times faster than wall
-    time: ``asyncio.sleep(3600)`` takes 3600 / scale wall seconds."""
-
-    def __init__(self, scale: float) -> None:
-        if not scale > 0:
-            raise ValueError(f"time_scale must be > 0, got {scale}")
-        selector = _ScaledSelector()
-        selector.scale = scale
-        super().__init__(selector)
-        self.scale = scale
-        self._t0 = time.monotonic()
-
-    def time(self) -> float:
-        return (time.monotonic() - self._t0) * self.scale
 
 
 @dataclass(frozen=True)
