@@ -17,7 +17,8 @@ conditions outside the pool are accepted (the model-based strategy learns from t
   an ask starts at ``max(previous end, told + pending)``, so a resumed campaign continues the same sequence.
 * ``botorch``: ``initial_points`` random candidates (until at least two successes), then a GP per metric
   (`metric_model`) on everything observed and the acquisition evaluated on every remaining candidate, in chunks of
-  ``chunk_size`` without gradients. ``qLogNEI``: qLogNoisyExpectedImprovement (several objectives:
+  ``chunk_size`` without gradients. ``auto`` (the default): ``UCB`` for one unconstrained objective while nothing
+  has failed, else ``qLogNEI``. ``qLogNEI``: qLogNoisyExpectedImprovement (several objectives:
   qLogNoisyExpectedHypervolumeImprovement, reference point from the thresholds or inferred from the observed
   front), outcome constraints and the learned feasibility as smoothed constraints, exactly as the continuous
   strategy; ``UCB``: qUpperConfidenceBound with ``beta`` on the objective score (one objective; constraints are
@@ -79,8 +80,12 @@ class PoolBotorchOptions(StrategyOptions):
     """GP-based choice among the candidates; see the module docstring.
 
     ``initial_points``: random candidates before the first model (more are drawn until two successes).
-    ``acquisition``: ``qLogNEI`` (qLogNEHVI for several objectives), ``UCB`` (``beta``: the weight of the posterior
-    standard deviation is ``sqrt(beta)``) or ``TS`` (Thompson sampling). ``mc_samples``: quasi-MC samples of the
+    ``acquisition``: ``auto`` (the default: ``UCB`` for one objective with no outcome constraint while no experiment
+    has failed, ``qLogNEI`` otherwise, which handles several objectives, constraints and failures), ``qLogNEI``
+    (qLogNEHVI for several objectives), ``UCB`` (``beta``: the weight of the posterior standard deviation is
+    ``sqrt(beta)``) or ``TS`` (Thompson sampling). ``auto`` was chosen on the two measured pools of
+    ``benchmarks/bench_sweeps/peers_pool.yaml``: UCB with β = 2 needed 18–27 % fewer experiments than qLogNEI to
+    find 80 % of the top 5 % (see ``docs/benchmarks.md``). ``mc_samples``: quasi-MC samples of the
     posterior. ``noise`` as for the continuous strategy (``known`` uses each σ). ``feasibility``: learn where
     experiments fail and steer away (qLogNEI only). ``fit_points``: hyperparameters are fitted on at most this many
     observations (the best quarter and a spread of the rest), the model then conditions on all (150 keeps an ask
@@ -91,7 +96,7 @@ class PoolBotorchOptions(StrategyOptions):
     kernel) from the exact posterior on a random subset of ``ts_exact_max`` of them."""
 
     initial_points: int = Field(default=2, ge=1, le=10_000)
-    acquisition: Literal["qLogNEI", "UCB", "TS"] = "qLogNEI"
+    acquisition: Literal["auto", "qLogNEI", "UCB", "TS"] = "auto"
     beta: float = Field(default=2.0, gt=0.0, le=1000.0)
     mc_samples: int = Field(default=128, ge=16, le=4096)
     noise: Literal["auto", "known", "inferred"] = "auto"
@@ -291,11 +296,21 @@ class PoolBotorchStrategy(PoolBase):
         objective_names = [o.name for o in goal.objectives]
         constraint_names = [c.name for c in goal.outcome_constraints]
         self._metrics = objective_names + [n for n in dict.fromkeys(constraint_names) if n not in objective_names]
-        if len(goal.objectives) > 1 and self.options.acquisition != "qLogNEI":
+        if len(goal.objectives) > 1 and self.options.acquisition not in ("auto", "qLogNEI"):
             raise StrategyError(
                 f"acquisition {self.options.acquisition!r} handles one objective; this goal has "
                 f"{len(goal.objectives)}: use 'qLogNEI' (qLogNEHVI over the pool)"
             )
+
+    @property
+    def acquisition(self) -> Literal["qLogNEI", "UCB", "TS"]:
+        """The acquisition of the next ask: ``auto`` resolved on the goal and what has been observed."""
+        chosen = self.options.acquisition
+        if chosen != "auto":
+            return chosen
+        goal = self.goal
+        simple = goal is not None and len(goal.objectives) == 1 and not goal.outcome_constraints
+        return "UCB" if simple and not any(o.failed for o in self._observations) else "qLogNEI"
 
     def tell(self, results: Sequence[Observation]) -> None:
         for r in results:
@@ -330,7 +345,7 @@ class PoolBotorchStrategy(PoolBase):
         feas = None
         failed = torch.tensor([[1.0 if o.failed else 0.0] for o in self._observations], dtype=torch.float64)
         n_failed = int(failed.sum())
-        if self.options.feasibility and self.options.acquisition == "qLogNEI" and 0 < n_failed < failed.shape[0]:
+        if self.options.feasibility and self.acquisition == "qLogNEI" and 0 < n_failed < failed.shape[0]:
             feas = feasibility_model(self.columns.encode([o.conditions for o in self._observations]), failed, cat)
         return models, feas
 
@@ -364,7 +379,7 @@ class PoolBotorchStrategy(PoolBase):
             keep = self._hypervolume_screen(models, choices, X_baseline)
             if int(keep.sum()) >= n:
                 free_idx, choices, screened = free_idx[keep], choices[keep], int(keep.sum())
-        if self.options.acquisition == "TS":
+        if self.acquisition == "TS":
             picks, values = self._thompson(models[0], choices, n)
             name = "TS"
         else:
@@ -427,7 +442,7 @@ class PoolBotorchStrategy(PoolBase):
             def single(Z: Tensor, X: Tensor | None = None) -> Tensor:
                 return score(Z[..., 0])
 
-            if self.options.acquisition == "UCB":
+            if self.acquisition == "UCB":
                 ucb = qUpperConfidenceBound(
                     model,
                     beta=self.options.beta,

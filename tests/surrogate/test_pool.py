@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from surrogate.base import ConditionValue, Observation, Proposal, Strategy, StrategyError, StrategyWarning
 from surrogate.encoding import canonical_key
-from surrogate.objectives import Goal, Objective
+from surrogate.objectives import Goal, Objective, OutcomeConstraint
 from surrogate.pool import (
     POOL_STRATEGIES,
     PoolBase,
@@ -310,3 +310,21 @@ def test_botorch_explains_and_learns_from_failures() -> None:
     assert "feasibility" in p.model_state and set(p.model_state["lengthscales"]) == {"x", "y"}
     mean, sd = p.predictions["f"]
     assert math.isfinite(mean) and sd >= 0
+
+
+def test_auto_acquisition_is_ucb_until_something_fails_or_the_goal_needs_more() -> None:
+    pool = grid_pool(80)
+    s = make_pool_strategy("botorch", square(), maximize(), 0, pool, FAST)
+    assert isinstance(s, PoolBotorchStrategy) and s.options.acquisition == "auto"
+    drive(s, quadratic, [1, 1, 1])
+    (p,) = s.ask(1, [])
+    assert p.model_state["acquisition"] == "UCB" and "feasibility" not in p.model_state
+    s.tell([Observation(p.conditions, {}, failed=True, reason="cracked")])
+    (p,) = s.ask(1, [])  # a failure: the acquisition that weighs the learned feasibility
+    assert p.model_state["acquisition"] == "qLogNEI" and "feasibility" in p.model_state
+    constrained = Goal(
+        objectives=(Objective(name="f", direction="maximize", unit="1"),),
+        outcome_constraints=(OutcomeConstraint(name="f", op=">=", bound=0.1),),
+    )
+    c = make_pool_strategy("botorch", square(), constrained, 0, pool, FAST)
+    assert c.acquisition == "qLogNEI"  # type: ignore[attr-defined]
