@@ -309,6 +309,11 @@ def _sections(df: pd.DataFrame) -> list[Section]:
     return out
 
 
+def sections(df: pd.DataFrame) -> list[Section]:
+    """The sections (problem × budget × batch size) of a sweep's tidy results table, strategies' runs as arrays."""
+    return _sections(_validate(df))
+
+
 def _rank(sec: Section) -> None:
     """Orders the strategies by the median final result (failed runs count as worst) and tests the lead."""
     which = "top" if sec.pool else "best"
