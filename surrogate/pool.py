@@ -84,8 +84,8 @@ class PoolBotorchOptions(StrategyOptions):
     has failed, ``qLogNEI`` otherwise, which handles several objectives, constraints and failures), ``qLogNEI``
     (qLogNEHVI for several objectives), ``UCB`` (``beta``: the weight of the posterior standard deviation is
     ``sqrt(beta)``) or ``TS`` (Thompson sampling). ``auto`` was chosen on the two measured pools of
-    ``benchmarks/bench_sweeps/peers_pool.yaml``: UCB with β = 2 needed 18–27 % fewer experiments than qLogNEI to
-    find 80 % of the top 5 % (see ``docs/benchmarks.md``). ``mc_samples``: quasi-MC samples of the
+    ``benchmarks/bench_sweeps/peers_pool.yaml``: UCB with β = 2 needed 20 % and 29 % fewer experiments than qLogNEI
+    to find 80 % of the top 5 % (``benchmarks/pool_screen.py``; ``docs/benchmarks.md`` compares it with the peers). ``mc_samples``: quasi-MC samples of the
     posterior. ``noise`` as for the continuous strategy (``known`` uses each σ). ``feasibility``: learn where
     experiments fail and steer away (qLogNEI only). ``fit_points``: hyperparameters are fitted on at most this many
     observations (the best quarter and a spread of the rest), the model then conditions on all (150 keeps an ask
