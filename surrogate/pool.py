@@ -85,12 +85,12 @@ class PoolBotorchOptions(StrategyOptions):
     (qLogNEHVI for several objectives), ``UCB`` (``beta``: the weight of the posterior standard deviation is
     ``sqrt(beta)``) or ``TS`` (Thompson sampling). ``auto`` was chosen on the two measured pools of
     ``benchmarks/bench_sweeps/peers_pool.yaml``: UCB with β = 2 needed 20 % and 29 % fewer experiments than qLogNEI
-    to find 80 % of the top 5 % (``benchmarks/pool_screen.py``; ``docs/benchmarks.md`` compares it with the peers). ``mc_samples``: quasi-MC samples of the
-    posterior. ``noise`` as for the continuous strategy (``known`` uses each σ). ``feasibility``: learn where
-    experiments fail and steer away (qLogNEI only). ``fit_points``: hyperparameters are fitted on at most this many
-    observations (the best quarter and a spread of the rest), the model then conditions on all (150 keeps an ask
-    under a second at 300 observations and 5,000 candidates). ``chunk_size``: candidates per batched acquisition
-    evaluation.
+    to find 80 % of the top 5 % (``benchmarks/pool_screen.py``; ``docs/benchmarks.md`` compares it with the peers).
+    ``mc_samples``: quasi-MC samples of the posterior. ``noise`` as for the continuous strategy (``known`` uses each
+    σ). ``feasibility``: learn where experiments fail and steer away (qLogNEI only). ``fit_points``: hyperparameters
+    are fitted on at most this many observations (the best quarter and a spread of the rest), the model then
+    conditions on all (150 keeps an ask under a second at 300 observations and 5,000 candidates). ``chunk_size``:
+    candidates per batched acquisition evaluation.
     ``ts_exact_max``: TS draws jointly from the exact posterior up to this many remaining candidates, beyond that
     from a pathwise (random Fourier feature) approximation; with categorical inputs (no feature map for their
     kernel) from the exact posterior on a random subset of ``ts_exact_max`` of them."""
