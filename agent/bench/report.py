@@ -534,7 +534,7 @@ def _n_text(t: tuple[float, float, float], budget: int, single: bool) -> str:
         return "—"
 
     def one(v: float) -> str:
-        return f">{budget}" if math.isinf(v) else f"{v:.3g}"
+        return f">{budget}" if math.isinf(v) else f"{v:g}"  # experiment counts: whole, or halves of medians
 
     if single or math.isnan(lo):
         return one(med)

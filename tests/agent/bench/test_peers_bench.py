@@ -23,7 +23,7 @@ from tests.agent.bench.conftest import SIMPLEX_SPACE, write_simplex_csv
 ROOT = Path(__file__).resolve().parents[3]
 SWEEPS = ROOT / "benchmarks" / "bench_sweeps"
 PEERS = ["botorch-logei", "botorch-ucb", "ax-pool", "baybe"]
-BUDGET = 6
+BUDGET = 5
 
 
 def benchmarks_doc() -> ModuleType:
