@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import statistics
 from collections import defaultdict
 from multiprocessing import Pool as ProcessPool
@@ -71,7 +70,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def summarize(rows: list[dict[str, Any]], strategies: list[str]) -> dict[str, Any]:
-    from scipy.stats import wilcoxon
+    from agent.bench.verdict import paired_reduction
 
     by: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
@@ -82,16 +81,10 @@ def summarize(rows: list[dict[str, Any]], strategies: list[str]) -> dict[str, An
         ref = runs[strategies[0]]
         for s in strategies[1:]:
             seeds = sorted(set(ref) & set(runs[s]))
-            a, b = [ref[k] for k in seeds], [runs[s][k] for k in seeds]
-            rng = random.Random(0)
-            boots = sorted(
-                1 - statistics.median(a[i] for i in idx) / statistics.median(b[i] for i in idx)
-                for idx in ([rng.randrange(len(seeds)) for _ in seeds] for _ in range(4000))
-            )
-            table[s]["first_needs_fewer_by"] = round(1 - statistics.median(a) / statistics.median(b), 3)
-            table[s]["ci90"] = [round(boots[200], 3), round(boots[3800], 3)]
-            diff = [x - y for x, y in zip(a, b, strict=True)]
-            table[s]["p_one_sided"] = float(wilcoxon(a, b, alternative="less").pvalue) if any(diff) else 1.0
+            reduction, (lo, hi), p = paired_reduction([ref[k] for k in seeds], [runs[s][k] for k in seeds])
+            table[s]["first_needs_fewer_by"] = round(reduction, 3)
+            table[s]["ci90"] = [round(lo, 3), round(hi, 3)]
+            table[s]["p_one_sided"] = p
         out[problem] = table
     return out
 

@@ -92,6 +92,20 @@ def _reduction(a: list[float], b: list[float]) -> float:
     return 1.0 - ma / mb
 
 
+def paired_reduction(a: list[float], b: list[float]) -> tuple[float, tuple[float, float], float]:
+    """Experiments ``a`` against ``b``, paired (same order): ``1 - median(a) / median(b)``, its 90 % paired-bootstrap
+    interval and the one-sided Wilcoxon p that ``a`` needs fewer (inf: not reached within the budget)."""
+    rng = random.Random(BOOT_SEED)
+    n = len(a)
+    boots = []
+    for _ in range(N_BOOT):
+        idx = [rng.randrange(n) for _ in range(n)]
+        boots.append(_reduction([a[i] for i in idx], [b[i] for i in idx]))
+    boots = sorted(x for x in boots if not math.isnan(x))
+    lo, hi = (boots[int(0.05 * len(boots))], boots[int(0.95 * len(boots)) - 1]) if boots else (math.nan, math.nan)
+    return _reduction(a, b), (lo, hi), _wilcoxon_less(a, b)
+
+
 def versus(sec: Section, strategy: str, other: str, level: float) -> Versus | None:
     """``strategy`` against ``other`` on pool section ``sec`` (None when either is missing or it is no pool)."""
     a_runs, b_runs = _runs(sec, strategy), _runs(sec, other)
@@ -102,13 +116,7 @@ def versus(sec: Section, strategy: str, other: str, level: float) -> Versus | No
     if len(seeds) < 2:
         return None
     a, b = [a_by[k] for k in seeds], [b_by[k] for k in seeds]
-    rng = random.Random(BOOT_SEED)
-    boots = []
-    for _ in range(N_BOOT):
-        idx = [rng.randrange(len(seeds)) for _ in seeds]
-        boots.append(_reduction([a[i] for i in idx], [b[i] for i in idx]))
-    boots = sorted(x for x in boots if not math.isnan(x))
-    lo, hi = (boots[int(0.05 * len(boots))], boots[int(0.95 * len(boots)) - 1]) if boots else (math.nan, math.nan)
+    reduction, ci, p = paired_reduction(a, b)
     return Versus(
         sec.problem,
         sec.budget,
@@ -119,9 +127,9 @@ def versus(sec: Section, strategy: str, other: str, level: float) -> Versus | No
         len(seeds),
         statistics.median(a),
         statistics.median(b),
-        _reduction(a, b),
-        (lo, hi),
-        _wilcoxon_less(a, b),
+        reduction,
+        ci,
+        p,
     )
 
 
@@ -185,4 +193,4 @@ def against_random(df: pd.DataFrame, strategy: str, level: float = 0.8, baseline
     return out
 
 
-__all__ = ["RandomCheck", "Versus", "against_random", "versus", "versus_best_peer"]
+__all__ = ["RandomCheck", "Versus", "against_random", "paired_reduction", "versus", "versus_best_peer"]
