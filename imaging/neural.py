@@ -37,6 +37,7 @@ from imaging.planimetric import planimetric_astm
 from imaging.properties import PropertyPredictor
 from imaging.quality import noise_sigma
 from imaging.quantify import FEATURE_UNITS, Estimate, measure, pool
+from imaging.spurs import prune_spurs
 from imaging.train.checkpoint import CheckpointError, load_model
 from imaging.train.image_checkpoint import load_image_checkpoint
 
@@ -181,7 +182,10 @@ def labels_to_segmentation(
 
     pores, second, crack = mask("pore"), mask("second_phase"), mask("crack")
     solid = ~pores & ~crack
-    skeleton = skeletonize((mask("boundary") | boundary_precipitates(second, mask("boundary") & solid)) & solid)
+    boundary = mask("boundary") & solid
+    precipitates = boundary_precipitates(second, boundary)
+    # the boundary runs through the precipitates on it; the side branches their outlines leave are not boundary
+    skeleton = prune_spurs(skeletonize((boundary | precipitates) & solid), precipitates & ~boundary)
     grains = grains_watershed(solid, skeleton, MIN_GRAIN_AREA_PX)
     crack_labels = skmeasure.label(crack, connectivity=2).astype(np.int32)
     crack_skel = skeletonize(crack)
