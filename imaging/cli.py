@@ -99,7 +99,8 @@ DATASETS_GROUP = "matloop.datasets"
 
 def dataset_exporter(name: str = "sim") -> Any:
     """The dataset generator registered as ``name`` in the entry-point group ``matloop.datasets`` (called as
-    ``export(system, out, *, n, seed, size_px)``); imaging never imports a simulator directly."""
+    ``export(system, out, *, n, seed, size_px, artifacts, crack_fields, pixel_size_um)``); imaging never imports a
+    simulator directly."""
     from importlib.metadata import entry_points
 
     eps = {ep.name: ep for ep in entry_points(group=DATASETS_GROUP)}
@@ -113,20 +114,24 @@ def dataset_exporter(name: str = "sim") -> Any:
 def pretrain(
     system: Annotated[str, typer.Option(help="simulated materials system to render")] = "two_phase_alloy",
     n: Annotated[int, typer.Option(min=4, help="micrographs to generate")] = 96,
-    epochs: Annotated[int, typer.Option(min=1)] = 80,
+    epochs: Annotated[int, typer.Option(min=1)] = 160,
     out: Annotated[Path | None, typer.Option(help="checkpoint path (default: the cache NeuralPipeline reads)")] = None,
     generator: Annotated[str, typer.Option(help="entry point in matloop.datasets")] = "sim",
     seed: Annotated[int, typer.Option()] = 0,
     quick: Annotated[bool, typer.Option(help="tiny data and training, for tests")] = False,
     device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda")] = "auto",
     amp: Annotated[bool, typer.Option(help="bf16 mixed precision (CUDA only)")] = True,
-    crack_fields: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of fields given quench cracks")] = 0.0,
+    crack_fields: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of fields given quench cracks")] = 0.3,
+    pixel_size_um: Annotated[
+        float | None, typer.Option(min=0.0, help="pixel size of the rendered fields (default: the system's)")
+    ] = None,
 ) -> None:
     """Trains a small U-Net on simulated-lab micrographs and caches it as the default ``unet`` checkpoint.
 
     Each micrograph gets its own SEM artifact settings drawn from the simulator's training ranges (domain
     randomization); images are normalized one by one, and augmented with flips, rotations, brightness,
-    contrast, noise and blur, so that the model carries over to other microscopes and settings. The bundled
+    contrast, noise and blur, so that the model carries over to other microscopes and settings. A share of the
+    fields (``--crack-fields``) carries quench cracks, which the samples that survive rarely show. The bundled
     checkpoint is this command with its defaults and ``--out imaging/models/weights/unet-<system>.pt``."""
     import shutil
     import tempfile
@@ -145,7 +150,16 @@ def pretrain(
     with tempfile.TemporaryDirectory(prefix="matloop-pretrain-") as tmp:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
         typer.echo(f"rendering {n} {system} micrographs ({size} px, random SEM artifacts) with {generator!r}")
-        export(system, data, n=n, seed=seed, size_px=size, artifacts="random", crack_fields=crack_fields)
+        export(
+            system,
+            data,
+            n=n,
+            seed=seed,
+            size_px=size,
+            artifacts="random",
+            crack_fields=crack_fields,
+            pixel_size_um=pixel_size_um,
+        )
         cfg = TrainConfig(
             dataset_dir=data,
             run_dir=run,

@@ -15,8 +15,10 @@ from imaging.neural import NeuralPipeline, bundled_checkpoint
 from imaging.train.dataset import SegmentationFolder
 from imaging.train.metrics import SegmentationMetrics
 from instruments.sim.dataset import export_dataset
+from instruments.sim.systems import get_system
 
 HELD_OUT_SEED = 1_000_003
+PX = get_system("two_phase_alloy").default_pixel_size_um  # what the exporter renders at
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_unet_overlay_is_rendered(held_out: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     nn = NeuralPipeline(checkpoint=bundled_checkpoint("two_phase_alloy"), device="cpu")
     images = sorted((held_out / "images").glob("*.tif"))[:2]
-    features = nn.analyze([ImageInput(p, 0.5) for p in images])
+    features = nn.analyze([ImageInput(p, PX) for p in images])
     paths = nn.render_overlays(features, tmp_path / "overlays")
     assert [p.name.split("_", 1)[0] for p in paths] == ["00", "01"]
     from PIL import Image
@@ -69,7 +71,7 @@ def test_cpu_bf16_agrees_with_float32(held_out: Path) -> None:
     fp32, bf16 = (NeuralPipeline(checkpoint=ckpt, device="cpu", cpu_bf16=b) for b in (False, True))
     same = total = 0
     for path in sorted((held_out / "images").glob("*.tif")):
-        norm = fp32.normalization.transform(read_input(ImageInput(path, 0.5)).pixels)
+        norm = fp32.normalization.transform(read_input(ImageInput(path, PX)).pixels)
         a, b = fp32._predict(norm, tta=False, mc=0), bf16._predict(norm, tta=False, mc=0)
         same += int((a == b).sum())
         total += a.size

@@ -70,7 +70,7 @@ def no_network() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("transfer")
-    # the alloy imaged at the ceramic's magnification range (0.2 µm/px); its default pixel size is 0.5 µm
+    # the alloy at 0.2 µm/px (its own default), within the ceramic's magnification range
     export_dataset(
         "two_phase_alloy", root / "alloy", n=40, size_px=SIZE, artifacts="default", seed=SEED, pixel_size_um=0.2
     )

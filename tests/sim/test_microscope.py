@@ -171,7 +171,7 @@ def test_pixel_size_defaults_per_system_and_auto(ctx: InstrumentContext) -> None
     alloy = make_sample(ctx, "two_phase_alloy", ALLOY, key="a")
     ceramic = make_sample(ctx, "porous_ceramic", CERAMIC, key="c")
     sem = SimSEM(context=ctx)
-    assert sem.pixel_size_for(alloy) == 0.5 and sem.pixel_size_for(ceramic) == 0.1
+    assert sem.pixel_size_for(alloy) == 0.2 and sem.pixel_size_for(ceramic) == 0.1
     auto = SimSEM(context=ctx, auto_magnification=True)
     for s in (alloy, ceramic):
         per_grain = (s.truth or {})["grain_size_um"] / auto.pixel_size_for(s)
