@@ -1,7 +1,6 @@
 """Bayesian optimization earns its keep: at an equal budget of experiments, the direct-BoTorch strategy ends better
 than scrambled Sobol search, on Hartmann-6 and on the simulated lab (the ceramic_pareto campaign), over a dozen or
 more seeds and by a one-sided Wilcoxon signed-rank test paired by seed (a statistical statement, not one lucky seed).
-On the simulated lab the strategy does not get there yet: that test reports an expected failure (see its comment).
 
 Both strategies of a pair share the seed, so BoTorch's initial points are the first points of the very Sobol stream
 the baseline walks (the strategy draws them from a `SobolStrategy` with the same seed; checked below), and the
@@ -195,10 +194,12 @@ def test_bo_beats_sobol_on_the_simulated_ceramic_lab() -> None:
         ok = [s for s in scores if s is not None and porosity.satisfied(s["porosity"])]
         return hypervolume_2d([(s["flexural_strength"], s["thermal_conductivity"]) for s in ok], reference)
 
-    # 20 experiments each, the first 6 shared Sobol points, 20 seeds (about 3 minutes on one core). Measured: median
-    # hypervolume BO 1851 vs Sobol 1644 MPa·W/(m·K), BO ahead on 17 of 20 seeds, one-sided Wilcoxon p = 3.1e-5. Before
-    # failed samples entered the objective models (impute_failures) and the failure classifier got a label noise, the
-    # same test gave 1735 vs 1644, 13 of 20, p = 0.062: runs spent most model-chosen experiments on cracked samples.
+    # 20 experiments each, the first 6 shared Sobol points, 12 seeds (about 2.5 minutes on one core). Measured on seeds
+    # 0-19: median hypervolume BO 1851 vs Sobol 1644 MPa·W/(m·K), BO ahead on 17 of 20 seeds, one-sided Wilcoxon
+    # p = 3.1e-5; on the 12 seeds kept here (to hold the suite's time): 10 of 12 ahead, p = 0.0017, medians 264 apart.
+    # Before failed samples entered the objective models (impute_failures) and the failure classifier got a label
+    # noise, 20 seeds gave 1735 vs 1644, 13 of 20, p = 0.062: runs spent most model-chosen experiments on cracked
+    # samples.
     bo, sobol = paired_runs(
         spec.space,
         goal,
@@ -206,7 +207,7 @@ def test_bo_beats_sobol_on_the_simulated_ceramic_lab() -> None:
         initial_points=6,
         experiment_for=ceramic_experiment_for,
         summary=summary,
-        seeds=range(20),
+        seeds=range(12),
     )
     p = wilcoxon(bo, sobol, alternative="greater").pvalue
     message = f"BO {np.round(bo).tolist()} vs Sobol {np.round(sobol).tolist()}: p = {p:.3g}"
