@@ -10,6 +10,7 @@ TTA/MC sample's labels, and their standard deviation is added to the sampling σ
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -43,6 +44,9 @@ from imaging.train.image_checkpoint import load_image_checkpoint
 
 DEFAULT_SYSTEM = "two_phase_alloy"
 RESCALE_TOLERANCE = 0.10  # image and training pixel sizes further apart than this (relative) → rescale
+RESCALE_WARN = 1.5  # resampled by more than this factor either way: the model's accuracy there is unknown
+
+log = logging.getLogger(__name__)
 MIN_GRAIN_AREA_PX = 9.0
 
 METHODS: dict[str, str] = {
@@ -264,6 +268,7 @@ class NeuralPipeline:
         self.version = "unet:" + file_digest(path)[:12]
         self.classes: list[str] = list(self.checkpoint.metadata["classes"])
         self.train_pixel_size_um = float(self.checkpoint.metadata["pixel_size_um"])
+        self._warned_sizes: set[float] = set()  # pixel sizes already warned about (once each)
         self.normalization = self.checkpoint.normalization
         if self.options.mc_samples > 0 and self.checkpoint.model_config.dropout <= 0:
             raise CheckpointError(f"{path}: mc_samples > 0 needs a model trained with dropout, and this one has none")
@@ -320,6 +325,18 @@ class NeuralPipeline:
         pixels, px = np.asarray(loaded.pixels, dtype=np.float32), loaded.pixel_size_um
         scale = px / self.train_pixel_size_um
         if abs(scale - 1.0) > RESCALE_TOLERANCE:
+            if max(scale, 1 / scale) > RESCALE_WARN and px not in self._warned_sizes:
+                self._warned_sizes.add(px)
+                log.warning(
+                    "%s: %.4g µm/px resampled to the model's %.4g µm/px (×%.2f); the model's accuracy is unknown this "
+                    "far from its training magnification: pretrain or fine-tune at it (matloop imaging pretrain "
+                    "--pixel-size-um %.4g)",
+                    loaded.metadata.get("file", "image"),
+                    px,
+                    self.train_pixel_size_um,
+                    scale,
+                    px,
+                )
             h0, w0 = pixels.shape
             pixels = rescale(pixels, scale, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
             px = px * math.sqrt(h0 * w0 / pixels.size)  # the rescaled pixel covers the same physical field

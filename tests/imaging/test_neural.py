@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -76,12 +77,20 @@ def test_tta_and_mc_widen_sigma(checkpoint: Path, tmp_path: Path) -> None:
     assert sum(wide[n].sigma for n in FEATURE_UNITS) >= sum(plain[n].sigma for n in FEATURE_UNITS)
 
 
-def test_pixel_size_mismatch_rescales_and_keeps_physical_units(checkpoint: Path, tmp_path: Path) -> None:
+def test_pixel_size_mismatch_rescales_and_keeps_physical_units(
+    checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # trained at 0.1 µm/px; this image has 0.05 µm/px → halved to the training pixel size before prediction
     analyzer = make_analyzer("unet", {"checkpoint": checkpoint, "device": "cpu", "tile": 64, "overlap": 16})
-    feats = {f.name: f for f in analyzer.analyze([micrograph(tmp_path / "fine.tif", pixel_size_um=0.05, size=96)])}
+    fine = [micrograph(tmp_path / "fine.tif", pixel_size_um=0.05, size=96)]
+    with caplog.at_level(logging.WARNING, logger="imaging.neural"):
+        feats = {f.name: f for f in analyzer.analyze(fine)}
+        analyzer.analyze(fine)
     assert all(math.isfinite(f.value) and f.sigma >= 0 for f in feats.values())
     assert 0 < feats["grain_size_um"].value < 96 * 0.05 * 2  # µm, not rescaled pixels
+    # a factor of 2 from the training magnification is said, once per pixel size, with the way out
+    warned = [r.getMessage() for r in caplog.records if "resampled" in r.getMessage()]
+    assert len(warned) == 1 and "0.05 µm/px" in warned[0] and "--pixel-size-um 0.05" in warned[0], warned
 
 
 def test_missing_and_corrupt_checkpoint_name_the_file(tmp_path: Path) -> None:
