@@ -41,9 +41,10 @@ def test_bundled_model_segments_unseen_settings(held_out: Path) -> None:
         acc.update(labels, s.mask)
         porosity_err.append(abs(nn.measure(loaded)["porosity"].value - items[s.name]["truth"]["porosity"]))
     m = acc.compute()
-    # the README reports 0.76 on 16 fields of 256²; four smaller fields scatter more
-    assert m["miou"] is not None and m["miou"] > 0.65, m
-    assert m["per_class"]["pore"]["iou"] > 0.75 and m["per_class"]["boundary"]["iou"] > 0.65, m
+    # measured on these four fields: matrix 0.94, second phase 0.84, pore 0.96, boundary 0.82 (the README's table,
+    # 32 fields of 320²: 0.95, 0.84, 0.95, 0.80); they hold no crack, so the crack class is not scored here
+    iou = {name: m["per_class"][name]["iou"] for name in ("matrix", "second_phase", "pore", "boundary")}
+    assert iou["matrix"] > 0.9 and iou["second_phase"] > 0.75 and iou["pore"] > 0.85 and iou["boundary"] > 0.75, m
     assert float(np.median(porosity_err)) < 0.005
 
 
