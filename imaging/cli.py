@@ -123,7 +123,7 @@ def pretrain(
     amp: Annotated[bool, typer.Option(help="bf16 mixed precision (CUDA only)")] = True,
     crack_fields: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of fields given quench cracks")] = 0.3,
     pixel_size_um: Annotated[
-        float | None, typer.Option(min=0.0, help="pixel size of the rendered fields (default: the system's)")
+        float | None, typer.Option(min=1e-4, help="µm per pixel of the rendered fields (default: the system's)")
     ] = None,
 ) -> None:
     """Trains a small U-Net on simulated-lab micrographs and caches it as the default ``unet`` checkpoint.

@@ -45,9 +45,9 @@ from imaging.train.image_checkpoint import load_image_checkpoint
 DEFAULT_SYSTEM = "two_phase_alloy"
 RESCALE_TOLERANCE = 0.10  # image and training pixel sizes further apart than this (relative) → rescale
 RESCALE_WARN = 1.5  # resampled by more than this factor either way: the model's accuracy there is unknown
+MIN_GRAIN_AREA_PX = 9.0
 
 log = logging.getLogger(__name__)
-MIN_GRAIN_AREA_PX = 9.0
 
 METHODS: dict[str, str] = {
     "porosity": "unet: pore class (area fraction)",
