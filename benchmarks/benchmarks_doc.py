@@ -180,8 +180,7 @@ def write_doc(runs: Path, doc: Path, names: list[str], command: str) -> dict[str
         "## Never worse than random",
         "",
         "matloop's default against random search on every problem and batch size, paired by seed; worse = "
-        "one-sided Wilcoxon "
-        "p < 0.05 that random does better.",
+        "one-sided Wilcoxon p < 0.05 that random does better.",
         "",
         "| problem | budget | batch | default | criterion | default's median | random's median | p | worse? |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -221,9 +220,7 @@ def main() -> None:
     command = "python benchmarks/benchmarks_doc.py " + " ".join(sys.argv[1:])
     if not args.report_only:
         for name in args.sweeps:
-            one = f"python benchmarks/benchmarks_doc.py --sweeps {name} " + " ".join(
-                a for a in _without_sweeps(sys.argv[1:])
-            )
+            one = f"python benchmarks/benchmarks_doc.py --sweeps {name} " + " ".join(_without_sweeps(sys.argv[1:]))
             run_sweep(name, args.runs, args.seeds, args.skip, args.workers, args.batch_sizes, one.strip())
     verdicts = write_doc(args.runs, args.doc, args.sweeps, command.strip())
     print(json.dumps(verdicts, indent=1, default=str))
