@@ -13,7 +13,7 @@ unusable (no structure above noise) are left out for both methods and counted. A
 Prints JSON; ``--markdown`` prints the README table instead.
 
 ``python benchmarks/imaging_accuracy.py [--checkpoint PATH] [--n 16] [--size 256] [--system two_phase_alloy]
-[--presets default strong clean] [--pixel-size-um UM] [--crack-fields 0.25] [--cpu-bf16]``
+[--presets default strong clean] [--pixel-size-um UM] [--crack-fields 0.25] [--cpu-bf16] [--no-align] [--tta]``
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def classical_labels(seg: Segmentation, classes: list[str], boundary_width_px: i
     return out
 
 
-def evaluate(folder: Path, neural: NeuralPipeline, classical: ClassicalPipeline) -> dict[str, Any]:
+def evaluate(folder: Path, neural: NeuralPipeline, classical: ClassicalPipeline, tta: bool) -> dict[str, Any]:
     data = SegmentationFolder.load(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     width = int(manifest.get("boundary_width_px", 1))
@@ -75,8 +75,7 @@ def evaluate(folder: Path, neural: NeuralPipeline, classical: ClassicalPipeline)
         loaded = read_input(ImageInput(folder / sample.name, item["pixel_size_um"]))
         truth = item["truth"]
         t0 = time.perf_counter()
-        norm = neural.normalization.transform(loaded.pixels)
-        labels = {"unet": neural._predict(norm, tta=False, mc=0)}
+        labels = {"unet": neural.segment(loaded.pixels, tta=tta)}
         feats = {"unet": neural.measure(loaded)}
         t1 = time.perf_counter()
         try:
@@ -142,11 +141,15 @@ def main() -> None:
     ap.add_argument("--pixel-size-um", type=float, default=None, help="default: the system's imaging pixel size")
     ap.add_argument("--crack-fields", type=float, default=0.25, help="share of held-out fields given quench cracks")
     ap.add_argument("--tile", type=int, default=None, help="U-Net inference window (default: the pipeline's)")
+    ap.add_argument("--no-align", action="store_true", help="U-Net without scan-line alignment")
+    ap.add_argument("--tta", action="store_true", help="U-Net labels averaged over the 8 dihedral views")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = args.checkpoint or pretrained_checkpoint(args.system)
     tile = {"tile": args.tile} if args.tile else {}
-    neural = NeuralPipeline(checkpoint=ckpt, device="cpu", cpu_bf16=args.cpu_bf16, **tile)
+    neural = NeuralPipeline(
+        checkpoint=ckpt, device="cpu", cpu_bf16=args.cpu_bf16, align_scan_lines=not args.no_align, **tile
+    )
     classical = ClassicalPipeline()
     result: dict[str, Any] = {
         "system": args.system,
@@ -157,6 +160,8 @@ def main() -> None:
         "crack_fields": args.crack_fields,
         "cpu_bf16": args.cpu_bf16 and cpu_bf16_native(),
         "tile": neural.options.tile,
+        "align_scan_lines": neural.options.align_scan_lines,
+        "tta": args.tta,
         "sets": {},
     }
     with tempfile.TemporaryDirectory(prefix="matloop-accuracy-") as tmp:
@@ -172,7 +177,7 @@ def main() -> None:
                 pixel_size_um=args.pixel_size_um,
                 crack_fields=args.crack_fields,
             )
-            result["sets"][preset] = evaluate(folder, neural, classical)
+            result["sets"][preset] = evaluate(folder, neural, classical, args.tta)
     print(markdown(result) if args.markdown else json.dumps(result, indent=1))
 
 

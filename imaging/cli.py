@@ -114,7 +114,7 @@ def dataset_exporter(name: str = "sim") -> Any:
 def pretrain(
     system: Annotated[str, typer.Option(help="simulated materials system to render")] = "two_phase_alloy",
     n: Annotated[int, typer.Option(min=4, help="micrographs to generate")] = 96,
-    epochs: Annotated[int, typer.Option(min=1)] = 160,
+    epochs: Annotated[int, typer.Option(min=1)] = 280,
     out: Annotated[Path | None, typer.Option(help="checkpoint path (default: the cache NeuralPipeline reads)")] = None,
     generator: Annotated[str, typer.Option(help="entry point in matloop.datasets")] = "sim",
     seed: Annotated[int, typer.Option()] = 0,

@@ -1,5 +1,6 @@
-"""``NeuralPipeline``: a trained U-Net behind the ``ImageAnalyzer`` seam (read → rescale to the training pixel size →
-normalize as in training → predict class labels → quantify with ``imaging.quantify`` → pool over a sample's images).
+"""``NeuralPipeline``: a trained U-Net behind the ``ImageAnalyzer`` seam (read → align scan lines → rescale to the
+training pixel size → normalize as in training → predict class labels → quantify with ``imaging.quantify`` → pool
+over a sample's images).
 
 The predicted classes become a ``Segmentation`` (pores, second phase, a 1-px boundary skeleton, watershed grains,
 cracks), so the features, units and sampling σ (k×k subfields, pooled by ``quantify.pool``) are those of the
@@ -38,6 +39,7 @@ from imaging.planimetric import planimetric_astm
 from imaging.properties import PropertyPredictor
 from imaging.quality import noise_sigma
 from imaging.quantify import FEATURE_UNITS, Estimate, measure, pool
+from imaging.scanlines import estimate_row_shifts, shift_rows
 from imaging.spurs import prune_spurs
 from imaging.train.checkpoint import CheckpointError, load_model
 from imaging.train.image_checkpoint import load_image_checkpoint
@@ -46,6 +48,7 @@ DEFAULT_SYSTEM = "two_phase_alloy"
 RESCALE_TOLERANCE = 0.10  # image and training pixel sizes further apart than this (relative) → rescale
 RESCALE_WARN = 1.5  # resampled by more than this factor either way: the model's accuracy there is unknown
 MIN_GRAIN_AREA_PX = 9.0
+SCAN_SHIFT_MAX_PX = 3  # scan-line alignment looks for row shifts up to this many pixels either way
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,11 @@ class NeuralOptions(BaseModel):
     )
     overlap: int = Field(default=32, ge=0, le=1024)
     tta: bool = Field(default=False, description="8 dihedral transforms; their spread adds to σ")
+    align_scan_lines: bool = Field(
+        default=True,
+        description="undo the per-row shifts of scan jitter before segmenting (imaging/scanlines.py); features are "
+        "measured on the aligned frame. Off for frames that are not raster-scanned (optical micrographs)",
+    )
     mc_samples: int = Field(default=0, ge=0, le=64, description="MC dropout passes; their spread adds to σ")
     subfields: int = Field(default=3, ge=1, le=8, description="sampling σ from k×k subfields")
     pixel_size_um: float | None = Field(default=None, gt=0.0, description="overrides the instrument and file metadata")
@@ -305,6 +313,21 @@ class NeuralPipeline:
         )
         return pred.labels
 
+    def align(self, pixels: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """(aligned frame, row shifts) with ``align_scan_lines``; else the frame and zero shifts."""
+        h, w = pixels.shape
+        if not self.options.align_scan_lines or w <= 4 * SCAN_SHIFT_MAX_PX or h < 3:
+            return pixels, np.zeros(h, dtype=np.int64)
+        shifts = estimate_row_shifts(pixels, max_shift_px=SCAN_SHIFT_MAX_PX)
+        return shift_rows(pixels, -shifts), shifts
+
+    def segment(self, pixels: NDArray[np.float32], *, tta: bool = False) -> NDArray[np.uint8]:
+        """Class labels of a frame at the model's pixel size, where the frame shows them: aligned, normalized,
+        segmented (``tta``: averaged over the 8 dihedral views), and the labels moved back by the row shifts."""
+        aligned, shifts = self.align(np.asarray(pixels, dtype=np.float32))
+        labels = self._predict(self.normalization.transform(aligned), tta=tta, mc=0)
+        return shift_rows(labels, shifts)
+
     def sample_labels(self, image: NDArray[np.float32]) -> list[NDArray[np.uint8]]:
         """Labels of each TTA transform × MC pass (empty without ``tta`` and ``mc_samples``)."""
         o = self.options
@@ -323,6 +346,7 @@ class NeuralPipeline:
     def measure(self, loaded: LoadedImage) -> dict[str, Estimate]:
         """All features of one page: sampling σ from subfields, model σ (TTA/MC spread) added in quadrature."""
         pixels, px = np.asarray(loaded.pixels, dtype=np.float32), loaded.pixel_size_um
+        pixels = self.align(pixels)[0]  # jitter is in scan pixels: undone before any resampling
         scale = px / self.train_pixel_size_um
         if abs(scale - 1.0) > RESCALE_TOLERANCE:
             if max(scale, 1 / scale) > RESCALE_WARN and px not in self._warned_sizes:

@@ -37,15 +37,32 @@ def test_bundled_model_segments_unseen_settings(held_out: Path) -> None:
     porosity_err = []
     for s in folder.samples:
         loaded = read_input(ImageInput(held_out / s.name, items[s.name]["pixel_size_um"]))
-        labels = nn._predict(nn.normalization.transform(loaded.pixels), tta=False, mc=0)
+        labels = nn.segment(loaded.pixels)
         acc.update(labels, s.mask)
         porosity_err.append(abs(nn.measure(loaded)["porosity"].value - items[s.name]["truth"]["porosity"]))
     m = acc.compute()
-    # measured on these four fields: matrix 0.94, second phase 0.84, pore 0.96, boundary 0.82 (the README's table,
-    # 32 fields of 320²: 0.95, 0.84, 0.95, 0.80); they hold no crack, so the crack class is not scored here
+    # measured on these four fields: matrix 0.96, second phase 0.89, pore 0.98, boundary 0.88 (the README's table,
+    # 32 fields of 320²: 0.97, 0.88, 0.98, 0.86); they hold no crack, so the crack class is not scored here
     iou = {name: m["per_class"][name]["iou"] for name in ("matrix", "second_phase", "pore", "boundary")}
-    assert iou["matrix"] > 0.9 and iou["second_phase"] > 0.75 and iou["pore"] > 0.85 and iou["boundary"] > 0.75, m
+    assert iou["matrix"] > 0.93 and iou["second_phase"] > 0.83 and iou["pore"] > 0.93 and iou["boundary"] > 0.82, m
     assert float(np.median(porosity_err)) < 0.005
+
+
+def test_scan_line_alignment_helps_on_jittered_frames(held_out: Path) -> None:
+    """The default microscope's scan jitter (σ 0.5 px, beyond the training range) costs IoU that aligning the rows
+    first wins back (measured on these fields: second phase 0.85 → 0.89, boundary 0.83 → 0.88)."""
+    torch.set_num_threads(1)
+    ckpt = bundled_checkpoint("two_phase_alloy")
+    on, off = (NeuralPipeline(checkpoint=ckpt, device="cpu", align_scan_lines=a) for a in (True, False))
+    folder = SegmentationFolder.load(held_out)
+    accs = {name: SegmentationMetrics(folder.classes) for name in ("on", "off")}
+    for s in folder.samples:
+        pixels = read_input(ImageInput(held_out / s.name, PX)).pixels
+        accs["on"].update(on.segment(pixels), s.mask)
+        accs["off"].update(off.segment(pixels), s.mask)
+    iou = {k: a.compute()["per_class"] for k, a in accs.items()}
+    for name in ("second_phase", "boundary"):
+        assert iou["on"][name]["iou"] > iou["off"][name]["iou"] + 0.01, (name, iou)
 
 
 def test_unet_overlay_is_rendered(held_out: Path, tmp_path: Path) -> None:
