@@ -39,7 +39,7 @@ from imaging.planimetric import planimetric_astm
 from imaging.properties import PropertyPredictor
 from imaging.quality import noise_sigma
 from imaging.quantify import FEATURE_UNITS, Estimate, measure, pool
-from imaging.scanlines import estimate_row_shifts, shift_rows
+from imaging.scanlines import ScanLineError, estimate_row_shifts, shift_rows
 from imaging.spurs import prune_spurs
 from imaging.train.checkpoint import CheckpointError, load_model
 from imaging.train.image_checkpoint import load_image_checkpoint
@@ -315,10 +315,13 @@ class NeuralPipeline:
 
     def align(self, pixels: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """(aligned frame, row shifts) with ``align_scan_lines``; else the frame and zero shifts."""
-        h, w = pixels.shape
-        if not self.options.align_scan_lines or w <= 4 * SCAN_SHIFT_MAX_PX or h < 3:
-            return pixels, np.zeros(h, dtype=np.int64)
-        shifts = estimate_row_shifts(pixels, max_shift_px=SCAN_SHIFT_MAX_PX)
+        unaligned = pixels, np.zeros(pixels.shape[0], dtype=np.int64)
+        if not self.options.align_scan_lines:
+            return unaligned
+        try:
+            shifts = estimate_row_shifts(pixels, max_shift_px=SCAN_SHIFT_MAX_PX)
+        except ScanLineError:  # a frame too small to align; `measure` names frames too small to segment
+            return unaligned
         return shift_rows(pixels, -shifts), shifts
 
     def segment(self, pixels: NDArray[np.float32], *, tta: bool = False) -> NDArray[np.uint8]:
